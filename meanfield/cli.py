@@ -1,0 +1,104 @@
+"""The ``meanfield`` command line (DESIGN.md: commands, DIR rules, exit codes)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from .errors import ConfigError, NumericalError
+
+EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_NUMERIC, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+
+
+def _prepare_dir(out: Path, resolved_toml: str, fresh: bool) -> bool:
+    """Create DIR for a config; return True if DIR already holds this config.
+
+    A DIR holding another config is refused (ConfigError, nothing touched) unless ``fresh``.
+    """
+    cfg_file = out / "config.toml"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if cfg_file.exists():
+        if cfg_file.read_text() != resolved_toml:
+            msg = (f"--out {out} holds a different config (config.toml); "
+                   "use another directory or --fresh to start over")
+            raise ConfigError(msg)
+        return True
+    if out.exists() and any(out.iterdir()):
+        msg = f"--out {out} is not empty and holds no meanfield config; use an empty directory"
+        raise ConfigError(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text(resolved_toml)
+    return False
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config, to_toml
+    from .data import make_data
+    from .models import make_model
+    from .particles import replica_streams, simulate
+    from .plots import plot_run
+    from .store import manifest, trajectory_dataset, write_json, write_netcdf
+
+    config = load_config(args.config, args.set)
+    out = Path(args.out)
+    resumed = _prepare_dir(out, to_toml(config), args.fresh)
+    if resumed and (out / "trajectory.nc").exists():
+        print(f"{out}: already complete (same config); nothing to do. Use --fresh to redo.")
+        return EXIT_OK
+    data = make_data(config)
+    model = make_model(config, data)
+    start = time.perf_counter()
+    traj = simulate(config, data=data, progress=sys.stderr.isatty())
+    seconds = time.perf_counter() - start
+    write_netcdf(trajectory_dataset(traj), out / "trajectory.nc")
+    s = config.schedule
+    title = (f"{config.dynamics.mode}, N = {config.run.N}, β = {s.beta}, α = {s.alpha}, "
+             f"γ = {s.gamma}, M = {s.batch}")
+    plot_run(traj, model, out / "run.png", title=title)
+    _, keys = replica_streams(config)
+    write_json(manifest("run", seconds=seconds, seeds={
+        "run.seed": config.run.seed, "init.seed": config.init.seed,
+        "replica_keys": [f"{int(k):#018x}" for k in keys]},
+        dt=traj.schedule.dt, n_steps=int(traj.schedule.n_total), data=data.name),
+        out / "manifest.json")
+    print(f"{out}: {config.run.seeds} replica(s), N = {config.run.N}, "
+          f"{traj.schedule.n_total} steps of dt = {traj.schedule.dt:.4g} in {seconds:.2f} s; "
+          f"final risk {traj.risk[:, -1].mean():.4g}")
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="meanfield", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train N neurons by SGD / particle SDE / ODE")
+    run.add_argument("config", help="TOML config file")
+    run.add_argument("--out", required=True, help="output directory DIR")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (value parsed as TOML), repeatable")
+    run.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    run.set_defaults(func=_cmd_run)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit code (0 ok, 2 input, 3 numerical, 130 Ctrl-C)."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"meanfield: error: {err}", file=sys.stderr)
+        return EXIT_INPUT
+    except NumericalError as err:
+        print(f"meanfield: numerical failure: {err}", file=sys.stderr)
+        return EXIT_NUMERIC
+    except KeyboardInterrupt:
+        print("meanfield: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,543 @@
+"""The particle engine: SGD (shared minibatch), the particle SDE and its noiseless ODE.
+
+One step for all neurons k (THEORY.md §2–3), with ω_n = ω(n dt):
+
+- ``sgd``:  W^k ← W^k − ω_n γ_{α,N} [(1/M) Σ_{i∈B} H(W^k, ν^N, z_i) + λ W^k], one batch B
+  of M atoms per step, shared by all neurons;
+- ``sde``:  W^k ← W^k − ω_n [dt (h(W^k, ν^N)) + (γ_{α,N} dt / M)^{1/2} Σ_j √p_j G^k_j g^k_j],
+  G^k_j = H(W^k, ν^N, z_j) − E_z H (Euler–Maruyama; g^k_j i.i.d. N(0, 1), the same g_j for
+  every k when ``noise = "shared"``);
+- ``ode``:  the sde step without noise.
+
+All randomness inside the kernels comes from a counter-based generator: a draw is a hash
+of (replica key, step, particle, atom), so results do not depend on thread count or
+scheduling, and any draw can be recomputed (``noise_draws``, ``batch_draws``).  Sums over
+neurons are taken in fixed blocks of ``BLOCK`` neurons, added in block order: the same
+arithmetic whether blocks run on one thread or many.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+try:
+    from .data import DataLaw, make_data
+except ImportError:  # TEMP
+    DataLaw = None
+from .errors import ConfigError, NumericalError
+from .models import (
+    _JIT,
+    BLOCK,
+    Model,
+    _accumulate_atom,
+    _forward_block,
+    _loss_grad_kernel,
+    _mean_field_kernel,
+    _reduce_blocks,
+    make_model,
+    risk,
+)
+from .schedule import Schedule, make_schedule
+
+CHUNKS = 64  # fixed number of parallel work units of one replica (independent of threads)
+BLOWUP = 1e100  # |u| beyond this is a blow-up
+_MODES = {"sgd": 0, "sde": 1, "ode": 2}
+_SGD, _SDE, _ODE = 0, 1, 2
+
+# ---------------------------------------------------------------- counter-based RNG
+_U = np.uint64
+_GOLD = _U(0x9E3779B97F4A7C15)
+_M1, _M2 = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = _U(30), _U(27), _U(31), _U(11)
+_TAG_BATCH, _TAG_EPOCH = _U(0x5851F42D4C957F2D), _U(0x14057B7EF767814F)
+_TWO53 = 1.0 / 9007199254740992.0
+
+
+@nb.njit(inline="always", **_JIT)
+def _fmix(z):
+    """SplitMix64 finaliser: a bijective 64-bit mixer."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(inline="always", **_JIT)
+def _subkey(key, n):
+    """Key of sub-stream n (a step, an epoch) of the stream ``key``."""
+    return _fmix(key ^ _fmix(_U(n) * _GOLD + _GOLD))
+
+
+@nb.njit(inline="always", **_JIT)
+def _bits(key, i):
+    """64 random bits: draw i of the stream ``key``."""
+    return _fmix(key ^ _fmix(_U(i) + _GOLD))
+
+
+@nb.njit(inline="always", **_JIT)
+def _uniform(key, i):
+    """Uniform draw in [0, 1) with 53 random bits."""
+    return np.float64(_bits(key, i) >> _S11) * _TWO53
+
+
+@nb.njit(inline="always", **_JIT)
+def _normal_pair(key, m):
+    """Two independent N(0, 1) draws (Box–Muller on draws 2m and 2m + 1)."""
+    u1 = (np.float64(_bits(key, 2 * m) >> _S11) + 1.0) * _TWO53  # in (0, 1]
+    u2 = np.float64(_bits(key, 2 * m + 1) >> _S11) * _TWO53
+    r = math.sqrt(-2.0 * math.log(u1))
+    a = 2.0 * math.pi * u2
+    return r * math.cos(a), r * math.sin(a)
+
+
+@nb.njit(**_JIT)
+def _fill_normals(key, row, out, scale):
+    """out[j] = scale[j] · g_{row, j} for j < len(out): the normals of particle ``row``."""
+    J = out.shape[0]
+    half = (J + 1) // 2
+    for m in range(half):
+        z0, z1 = _normal_pair(key, row * half + m)
+        out[2 * m] = scale[2 * m] * z0
+        if 2 * m + 1 < J:
+            out[2 * m + 1] = scale[2 * m + 1] * z1
+
+
+@nb.njit(**_JIT)
+def _epoch_perm(key, epoch, perm):
+    """Fisher–Yates permutation of range(len(perm)) for the given epoch."""
+    ke = _subkey(key ^ _TAG_EPOCH, epoch)
+    J = perm.shape[0]
+    for i in range(J):
+        perm[i] = i
+    for i in range(J - 1, 0, -1):
+        r = min(int(_uniform(ke, i) * (i + 1)), i)
+        perm[i], perm[r] = perm[r], perm[i]
+
+
+@nb.njit(**_JIT)
+def _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms):
+    """Write the M atom indices of step n into atoms; return the epoch ``perm`` holds."""
+    if sampling == 1:  # epochs: consecutive chunks of per-epoch permutations
+        for i in range(M):
+            pos = n * M + i
+            e = pos // J
+            if e != epoch:
+                _epoch_perm(key, e, perm)
+                epoch = e
+            atoms[i] = perm[pos - e * J]
+        return epoch
+    kb = _subkey(key ^ _TAG_BATCH, n)
+    for i in range(M):
+        v = _uniform(kb, i)
+        if uniform:
+            atoms[i] = min(int(v * J), J - 1)
+        else:  # first j with pcum[j] > v
+            lo, hi = 0, J - 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if pcum[mid] > v:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            atoms[i] = lo
+    return epoch
+
+
+# ---------------------------------------------------------------- the step
+@nb.njit(**_JIT)
+def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
+                  kstep, layers, act, l2, om, dt, ns, vec, GD, GN):
+    """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
+
+    vec is (≥ 7, BLOCK) scratch; GD, GN are (D, BLOCK).
+    """
+    D = Wt.shape[0]
+    J = sqrt_p.shape[0]
+    nk = hi - lo
+    half = (J + 1) // 2
+    cn, cn_next, ssum = vec[4], vec[5], vec[6]
+    GD[:, :nk] = 0.0
+    if noise:
+        GN[:, :nk] = 0.0
+        ssum[:nk] = 0.0
+    for i in range(na):
+        j = atoms[i]
+        if noise:
+            if not independent:
+                cn[:nk] = cn_shared[i]
+            elif i % 2 == 0:  # g^k_j for atoms i, i + 1: one Box–Muller pair per neuron
+                m = i // 2
+                for k in range(nk):
+                    z0, z1 = _normal_pair(kstep, (lo + k) * half + m)
+                    cn[k] = sqrt_p[i] * z0
+                    cn_next[k] = sqrt_p[min(i + 1, J - 1)] * z1
+            else:
+                cn[:nk] = cn_next[:nk]
+            for k in range(nk):
+                ssum[k] += cn[k]
+        _accumulate_atom(Wt, lo, nk, X, j, g, i, cd[i], cn, noise, layers, act, vec, GD, GN)
+    for r in range(D):
+        if noise:
+            for k in range(nk):
+                w = Wt[r, lo + k]
+                step = dt * (GD[r, k] + l2 * w) + ns * (GN[r, k] - ssum[k] * GD[r, k])
+                Wt[r, lo + k] = w - om * step
+        else:
+            for k in range(nk):
+                w = Wt[r, lo + k]
+                Wt[r, lo + k] = w - om * (dt * (GD[r, k] + l2 * w))
+
+
+@nb.njit(**_JIT)
+def _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
+                  atoms, cd, cn_shared):
+    """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch)."""
+    J = p.shape[0]
+    kstep = _subkey(key, n)
+    if mode == _SGD:
+        epoch = _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms)
+        for i in range(M):
+            cd[i] = 1.0 / M
+        return M, kstep, epoch
+    for j in range(J):
+        atoms[j] = j
+        cd[j] = p[j]
+    if mode == _SDE and shared:
+        _fill_normals(kstep, 0, cn_shared, sqrt_p)
+    return J, kstep, epoch
+
+
+@nb.njit(**_JIT)
+def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, l2, mode,
+                 shared, sampling, M, dt, ns, alpha, epoch, u_part, u, g, ell, atoms, cd,
+                 cn_shared, perm, vec, GD, GN):
+    """One step of one replica on one thread; return (ok, epoch)."""
+    N = Wt.shape[1]
+    nblocks = (N + BLOCK - 1) // BLOCK
+    q = Wt[0, :0]
+    na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
+                                     sqrt_p, perm, epoch, atoms, cd, cn_shared)
+    for b in range(nblocks):
+        _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, layers, act,
+                       vec, u_part[b])
+    if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
+        return False, epoch
+    _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
+    om = (1.0 + n * dt) ** (-alpha)
+    for b in range(nblocks):
+        _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
+                      mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2, om,
+                      dt, ns, vec, GD, GN)
+    return True, epoch
+
+
+@nb.njit(parallel=True, **_JIT)
+def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
+                      sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
+                      cn_shared, perm, vec, GD, GN, status):
+    """Advance every replica r (in parallel; Wt is (R, D, N)) by nsteps steps from step n0.
+
+    status[r] is set to the failing step on NaN/inf or blow-up (and replica r stops).
+    """
+    sqrt_p = np.sqrt(p)
+    for r in nb.prange(Wt.shape[0]):
+        epoch = -1
+        for n in range(n0, n0 + nsteps):
+            ok, epoch = _step_serial(Wt[r], n, keys[r], X, Y, p, sqrt_p, pcum, uniform, layers,
+                                     act, loss, l2, mode, shared, sampling, M, dt, ns, alpha,
+                                     epoch, u_part[r], u[r], g[r], ell[r], atoms[r], cd[r],
+                                     cn_shared[r], perm[r], vec[r], GD[r], GN[r])
+            if not ok:
+                status[r] = n
+                break
+
+
+@nb.njit(parallel=True, **_JIT)
+def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
+                    sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
+                    cn_shared, perm, vec, GD, GN, status):
+    """Advance one replica (Wt is (D, N)), its neuron blocks in parallel within each step.
+
+    Blocks are split into ``vec.shape[0]`` fixed chunks (one scratch each); every block
+    does the same arithmetic as in ``_advance_replicas``, so the result is bitwise identical.
+    """
+    N = Wt.shape[1]
+    nblocks = (N + BLOCK - 1) // BLOCK
+    nchunks = vec.shape[0]
+    per = (nblocks + nchunks - 1) // nchunks
+    sqrt_p = np.sqrt(p)
+    q = Wt[0, :0]
+    epoch = -1
+    for n in range(n0, n0 + nsteps):
+        na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
+                                         sqrt_p, perm, epoch, atoms, cd, cn_shared)
+        for c in nb.prange(nchunks):
+            for b in range(c * per, min(nblocks, (c + 1) * per)):
+                _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na,
+                               layers, act, vec[c], u_part[b])
+        if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
+            status[0] = n
+            return
+        _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
+        om = (1.0 + n * dt) ** (-alpha)
+        for c in nb.prange(nchunks):
+            for b in range(c * per, min(nblocks, (c + 1) * per)):
+                _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
+                              mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act,
+                              l2, om, dt, ns, vec[c], GD[c], GN[c])
+
+
+# ---------------------------------------------------------------- Python API
+@dataclass(frozen=True)
+class Trajectory:
+    """Snapshots of a run of ``R`` replicas.
+
+    Attributes
+    ----------
+    W : (R, S, N, D) ndarray or None
+        Particles at the snapshot times (None when not saved).
+    u : (R, S, J, C) ndarray
+        Mean field u_j = ⟨ν^N, F(·, x_j)⟩ at the training atoms.
+    risk : (R, S) ndarray
+        Training risk Σ_j p_j ℓ(u_j, y_j).
+    times : (S,) ndarray
+        Actual step times n·dt of the snapshots.
+    steps : (S,) ndarray of int64
+        Step indices of the snapshots.
+    schedule : Schedule
+    test_risk, accuracy, test_accuracy : (R, S) ndarray or None
+        Held-out risk and (weighted) accuracies when the data have them.
+    """
+
+    W: np.ndarray | None
+    u: np.ndarray
+    risk: np.ndarray
+    times: np.ndarray
+    steps: np.ndarray
+    schedule: Schedule
+    test_risk: np.ndarray | None = None
+    accuracy: np.ndarray | None = None
+    test_accuracy: np.ndarray | None = None
+
+
+def replica_streams(config) -> tuple[list[np.random.Generator], np.ndarray]:
+    """Return the per-replica init generators and the (R,) uint64 keys of the dynamics.
+
+    Both derive from ``SeedSequence(run.seed).spawn(seeds)``; with ``init.seed`` set the
+    initial particles come from ``SeedSequence(init.seed).spawn(seeds)`` instead, so a
+    study can fix W_0 and vary only the noise.
+    """
+    R = config.run.seeds
+    children = [c.spawn(2) for c in np.random.SeedSequence(config.run.seed).spawn(R)]
+    keys = np.array([c[1].generate_state(1, np.uint64)[0] for c in children], dtype=np.uint64)
+    if config.init.seed is None:
+        init = [c[0] for c in children]
+    else:
+        init = np.random.SeedSequence(config.init.seed).spawn(R)
+    return [np.random.default_rng(s) for s in init], keys
+
+
+def initial_particles(config, model: Model, rng: np.random.Generator, N: int) -> np.ndarray:
+    """Draw N i.i.d. particles (N, D) from μ₀ as ``[init]`` describes (float64)."""
+    ini = config.init
+    C, p, D = model.outputs, model.input_dim, model.dim
+    nb_a = model.offset  # number of output weights (0 for layers = first)
+    if ini.kind == "dirac":
+        point = np.asarray(ini.point, dtype=np.float64)
+        if point.shape != (D,):
+            msg = f"init.point must be a list of D = {D} numbers for this model, got {len(point)}"
+            raise ConfigError(msg)
+        return np.tile(point, (N, 1))
+    if ini.kind == "torch_default":
+        lim = np.full(D, 1.0 / math.sqrt(p))
+        lim[:nb_a] = 1.0 / math.sqrt(N)
+        return rng.uniform(-1.0, 1.0, size=(N, D)) * lim
+    scale = np.full(D, ini.scale)
+    if nb_a:
+        scale[:nb_a] = ini.scale if ini.scale_a is None else ini.scale_a
+        scale[nb_a:] = ini.scale if ini.scale_b is None else ini.scale_b
+    if ini.kind == "uniform":
+        return rng.uniform(-1.0, 1.0, size=(N, D)) * scale
+    return rng.standard_normal((N, D)) * scale
+
+
+def _scratch(R, N, A, J, C, D, dtype, blocks):
+    """Preallocated work arrays: per replica, or (blocks mode, R = 1) per chunk of blocks."""
+    nblocks = (N + BLOCK - 1) // BLOCK
+    lead = () if blocks else (R,)
+    units = (min(CHUNKS, nblocks),) if blocks else (R,)
+    return {
+        "u_part": np.zeros((*lead, nblocks, A, C), dtype),
+        "u": np.zeros((*lead, A, C), dtype),
+        "g": np.zeros((*lead, A, C), dtype),
+        "ell": np.zeros((*lead, A), dtype),
+        "atoms": np.zeros((*lead, A), np.int64),
+        "cd": np.zeros((*lead, A), dtype),
+        "cn_shared": np.zeros((*lead, J), dtype),
+        "perm": np.zeros((*lead, J), np.int64),
+        "vec": np.zeros((*units, 7, BLOCK), dtype),
+        "GD": np.zeros((*units, D, BLOCK), dtype),
+        "GN": np.zeros((*units, D, BLOCK), dtype),
+    }
+
+
+def _mean_field(Wt, X, model):
+    """u (J, C) of particles Wt (D, N) by the engine's blocked sum; None if not finite."""
+    nblocks = (Wt.shape[1] + BLOCK - 1) // BLOCK
+    u_part = np.zeros((nblocks, X.shape[0], model.outputs), Wt.dtype)
+    u = np.zeros((X.shape[0], model.outputs), Wt.dtype)
+    vec = np.zeros((3, BLOCK), Wt.dtype)
+    ok = _mean_field_kernel(Wt, Wt[0, :0], X, model.layers, model.activation, vec, u_part, u,
+                            np.inf)
+    return u if ok and np.all(np.isfinite(Wt)) else None
+
+
+def _accuracy(u, labels, p):
+    if labels is None or len(labels) == 0:
+        return np.nan
+    pred = np.argmax(u, axis=1) if u.shape[1] > 1 else (u[:, 0] > 0).astype(np.int64)
+    return float(np.dot(p, pred == labels))
+
+
+def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
+             progress: bool = False) -> Trajectory:
+    """Run ``run.seeds`` replicas of the particle system described by ``config``.
+
+    Parameters
+    ----------
+    config : Config
+    data : DataLaw, optional
+        The data law (default: ``make_data(config)``).
+    save_weights : bool
+        Keep the particles at every snapshot (memory R·S·N·D).
+    progress : bool
+        Show a tqdm bar over snapshots.
+
+    Returns
+    -------
+    Trajectory
+
+    Raises
+    ------
+    NumericalError
+        On NaN/inf or blow-up (|u| > 1e100), naming the replica, the step and the time.
+    """
+    data = make_data(config) if data is None else data
+    model = make_model(config, data)
+    sched = make_schedule(config)
+    if config.dynamics.sampling == "epochs" and config.dynamics.mode == "sgd" and not data.uniform:
+        msg = "dynamics.sampling = 'epochs' needs uniform atom weights; use 'iid'"
+        raise ConfigError(msg)
+    d, s, R, N = config.dynamics, config.schedule, config.run.seeds, config.run.N
+    dtype = np.dtype(config.run.dtype)
+    J, C, D = data.x.shape[0], model.outputs, model.dim
+    mode = _MODES[d.mode]
+    M = s.batch
+    A = M if mode == _SGD else J
+    X, Y = np.ascontiguousarray(data.x, dtype), np.ascontiguousarray(data.y, dtype)
+    p = data.p.astype(dtype)
+    pcum = np.cumsum(data.p)
+    pcum[-1] = 1.0
+    rngs, keys = replica_streams(config)
+    Wt = np.stack([initial_particles(config, model, g, N).T for g in rngs]).astype(dtype)
+    ns = math.sqrt(sched.gamma_an * sched.dt / M)
+    blocks = R == 1 and N >= 16 * BLOCK
+    scr = _scratch(R, N, A, J, C, D, dtype, blocks)
+    status = np.full(R, -1, np.int64)
+    S = len(sched.snapshot_steps)
+    out_W = np.empty((R, S, N, D), dtype) if save_weights else None
+    out_u = np.empty((R, S, J, C), dtype)
+    metrics = {k: np.full((R, S), np.nan) for k in ("risk", "test_risk", "acc", "test_acc")}
+    has_test = data.x_test.shape[0] > 0
+    X_test = data.x_test.astype(dtype)
+
+    def record(si):
+        for r in range(R):
+            u = _mean_field(Wt[r], X, model)
+            if u is None:
+                t = sched.snapshot_steps[si] * sched.dt
+                msg = (f"replica {r}: non-finite particles at step {sched.snapshot_steps[si]} "
+                       f"(t = {t:.6g})")
+                raise NumericalError(msg)
+            out_u[r, si] = u
+            if save_weights:
+                out_W[r, si] = Wt[r].T
+            metrics["risk"][r, si] = risk(u, data.y, data.p, model)
+            metrics["acc"][r, si] = _accuracy(u, data.labels, data.p)
+            if has_test:
+                ut = _mean_field(Wt[r], X_test, model)
+                uniform_test = np.full(len(X_test), 1.0 / len(X_test))
+                metrics["test_risk"][r, si] = risk(ut, data.y_test, uniform_test, model)
+                metrics["test_acc"][r, si] = _accuracy(ut, data.labels_test, uniform_test)
+
+    record(0)
+    segments = range(1, S)
+    if progress:
+        from tqdm import tqdm
+
+        segments = tqdm(segments, desc=f"N={N}", unit="snap", leave=False)
+    args = (X, Y, p, pcum.astype(dtype), data.uniform, model.layers, model.activation,
+            model.loss, model.l2, mode, d.noise == "shared", int(d.sampling == "epochs"), M,
+            sched.dt, ns, s.alpha)
+    for si in segments:
+        n0 = int(sched.snapshot_steps[si - 1])
+        nsteps = int(sched.snapshot_steps[si]) - n0
+        if nsteps > 0:
+            if blocks:
+                _advance_blocks(Wt[0], keys[0], *args, n0, nsteps, *scr.values(), status)
+            else:
+                _advance_replicas(Wt, keys, *args, n0, nsteps, *scr.values(), status)
+        bad = np.flatnonzero(status >= 0)
+        if bad.size:
+            r, n = int(bad[0]), int(status[bad[0]])
+            msg = (f"replica {r}: mean field non-finite or beyond {BLOWUP:g} at step {n} "
+                   f"(t = {n * sched.dt:.6g}); reduce schedule.gamma or dynamics.dt_factor")
+            raise NumericalError(msg)
+        record(si)
+    cls = data.labels is not None
+    return Trajectory(
+        W=out_W, u=out_u, risk=metrics["risk"], times=sched.times, steps=sched.snapshot_steps,
+        schedule=sched,
+        test_risk=metrics["test_risk"] if has_test else None,
+        accuracy=metrics["acc"] if cls else None,
+        test_accuracy=metrics["test_acc"] if cls and has_test else None,
+    )
+
+
+# ---------------------------------------------------------------- draws, for tests and twins
+def noise_draws(key: int, step: int, N: int, J: int) -> np.ndarray:
+    """Return the (N, J) standard normals g^k_j that step ``step`` uses (independent noise).
+
+    Row 0 is also the shared-noise draw of that step.
+    """
+    k = _subkey(np.uint64(key), step)
+    out = np.empty((N, J))
+    ones = np.ones(J)
+    for row in range(N):
+        _fill_normals(k, row, out[row], ones)
+    return out
+
+
+def batch_draws(key: int, step: int, M: int, p: np.ndarray, *, sampling: str = "iid"):
+    """Return the (M,) atom indices of SGD step ``step`` for atom weights p (J,)."""
+    p = np.asarray(p, dtype=np.float64)
+    pcum = np.cumsum(p)
+    pcum[-1] = 1.0
+    J = p.shape[0]
+    atoms = np.empty(M, np.int64)
+    perm = np.empty(J, np.int64)
+    uniform = bool(np.all(p == p[0]))
+    _draw_batch(np.uint64(key), step, M, J, uniform, pcum, int(sampling == "epochs"), perm,
+                -1, atoms)
+    return atoms
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set Numba's thread count (default: NUMBA_NUM_THREADS or all cores); return it."""
+    n = n or int(os.environ.get("NUMBA_NUM_THREADS", nb.config.NUMBA_NUM_THREADS))
+    nb.set_num_threads(n)
+    return n

@@ -1,0 +1,63 @@
+"""Figures: run summaries (risk against time, a weight histogram)."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .models import Model  # noqa: E402
+from .particles import Trajectory  # noqa: E402
+
+
+def param_names(model: Model) -> list[str]:
+    """Names of the D parameters of a neuron: a_c (output weights) then b_r (input weights)."""
+    a = [f"a_{c}" for c in range(model.offset)]
+    return a + [f"b_{r}" for r in range(model.input_dim)]
+
+
+def plot_run(traj: Trajectory, model: Model, path: str | os.PathLike, *, title: str = "") -> None:
+    """Save run.png: risk against time per replica, and a histogram of the weight b_0 at 0 and T.
+
+    Parameters
+    ----------
+    traj : Trajectory
+    model : Model
+    path : path of the PNG to write
+    title : figure title (e.g. the regime)
+    """
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 4))
+    for r in range(traj.risk.shape[0]):
+        ax0.plot(traj.times, traj.risk[r], color="C0", alpha=0.6, lw=1,
+                 label="train risk" if r == 0 else None)
+        if traj.test_risk is not None:
+            ax0.plot(traj.times, traj.test_risk[r], color="C1", alpha=0.6, lw=1,
+                     label="test risk" if r == 0 else None)
+    ax0.set_xlabel("time t")
+    ax0.set_ylabel("risk")
+    if np.all(traj.risk > 0):
+        ax0.set_yscale("log")
+    ax0.legend()
+    ax0.set_title("risk")
+    if traj.W is not None:
+        q = model.offset
+        name = param_names(model)[q]
+        w0 = traj.W[:, 0, :, q].ravel()
+        wT = traj.W[:, -1, :, q].ravel()
+        bins = np.histogram_bin_edges(np.concatenate([w0, wT]), bins=60)
+        ax1.hist(w0, bins=bins, density=True, alpha=0.4, label="t = 0")
+        ax1.hist(wT, bins=bins, density=True, alpha=0.6, label=f"t = {traj.times[-1]:.3g}")
+        ax1.set_xlabel(f"{name} (weight from input 0)")
+        ax1.set_ylabel("density across neurons")
+        ax1.legend()
+        ax1.set_title(f"neurons: {name}")
+    else:
+        ax1.set_axis_off()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
