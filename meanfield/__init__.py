@@ -1,0 +1,33 @@
+"""meanfield: mean-field SGD particle simulator for wide two-layer networks.
+
+The public API mirrors the command line (``meanfield run`` ↔ :func:`simulate`).
+"""
+
+from .config import Config as Config
+from .config import load_config as load_config
+from .config import parse_config as parse_config
+from .config import to_toml as to_toml
+from .config import with_values as with_values
+from .data import DataLaw as DataLaw
+from .data import make_data as make_data
+from .errors import ConfigError as ConfigError
+from .errors import NumericalError as NumericalError
+from .models import Model as Model
+from .models import drift as drift
+from .models import make_model as make_model
+from .models import mean_field as mean_field
+from .models import noise_sample as noise_sample
+from .particles import Trajectory as Trajectory
+from .particles import simulate as simulate
+from .schedule import gamma_alpha_n as gamma_alpha_n
+from .schedule import make_schedule as make_schedule
+from .store import trajectory_dataset as trajectory_dataset
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Config", "ConfigError", "DataLaw", "Model", "NumericalError", "Trajectory",
+    "drift", "gamma_alpha_n", "load_config", "make_data", "make_model", "make_schedule",
+    "mean_field", "noise_sample", "parse_config", "simulate", "to_toml", "trajectory_dataset",
+    "with_values",
+]

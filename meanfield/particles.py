@@ -25,10 +25,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-try:
-    from .data import DataLaw, make_data
-except ImportError:  # TEMP
-    DataLaw = None
+from .data import DataLaw, make_data
 from .errors import ConfigError, NumericalError
 from .models import (
     _JIT,
@@ -45,7 +42,7 @@ from .models import (
 from .schedule import Schedule, make_schedule
 
 CHUNKS = 64  # fixed number of parallel work units of one replica (independent of threads)
-BLOWUP = 1e100  # |u| beyond this is a blow-up
+BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 _MODES = {"sgd": 0, "sde": 1, "ode": 2}
 _SGD, _SDE, _ODE = 0, 1, 2
 
@@ -392,7 +389,7 @@ def _mean_field(Wt, X, model):
     u = np.zeros((X.shape[0], model.outputs), Wt.dtype)
     vec = np.zeros((3, BLOCK), Wt.dtype)
     ok = _mean_field_kernel(Wt, Wt[0, :0], X, model.layers, model.activation, vec, u_part, u,
-                            np.inf)
+                            BLOWUP)
     return u if ok and np.all(np.isfinite(Wt)) else None
 
 
@@ -460,7 +457,8 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
             u = _mean_field(Wt[r], X, model)
             if u is None:
                 t = sched.snapshot_steps[si] * sched.dt
-                msg = (f"replica {r}: non-finite particles at step {sched.snapshot_steps[si]} "
+                msg = (f"replica {r}: non-finite particles or |u| > {BLOWUP:g} "
+                       f"at step {sched.snapshot_steps[si]} "
                        f"(t = {t:.6g})")
                 raise NumericalError(msg)
             out_u[r, si] = u
