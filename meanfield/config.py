@@ -138,7 +138,7 @@ class DataConfig(_Section):
     teacher_width: int = _key(4, _int(1), "hidden width of the teacher network")
     noise: float = _key(0.0, _float(0.0), "label noise standard deviation")
     classes: int = _key(2, _int(2), "number of classes")
-    quadrature: bool = _key(False, _bool, "Gauss-Legendre atoms instead of samples")
+    quadrature: bool = _key(False, _bool, "Gauss–Hermite atoms instead of samples")
     test_fraction: float = _key(0.0, _float(0.0, 1.0, hi_open=True), "held-out fraction")
     path: str | None = _key(None, _optional(_str), "data file (kind = 'file')")
     seed: int = _key(0, _int(), "seed of the data law")
