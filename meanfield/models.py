@@ -119,7 +119,7 @@ def _tanh(x):
     return t if x >= 0.0 else -t
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _act_block(s, sig, dsig, nk, act):
     """sig[k], dsig[k] = σ(s[k]), σ'(s[k]) for k < nk (one branch per block, loops vectorise)."""
     if act == _TANH:
@@ -143,7 +143,7 @@ def _act_block(s, sig, dsig, nk, act):
             dsig[k] = 1.0
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _preact_block(Wt, lo, nk, off, X, j, s):
     """s[k] = ⟨b_{lo+k}, x_j⟩ for k < nk; Wt is (D, N), b = Wt[off:off+p]."""
     p = X.shape[1]
@@ -245,7 +245,7 @@ def _mean_field_kernel(Wt, q, X, layers, act, vec, u_part, u, limit):
     return _reduce_blocks(u_part, nblocks, J, 1.0 if q.shape[0] > 0 else 1.0 / N, u, limit)
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _accumulate_atom(Wt, lo, nk, X, j, g, i, cd, cn, noise, layers, act, vec, GD, GN):
     """Add atom j's stochastic gradient to neurons lo..lo+nk−1: GD[:, k] += cd H, GN += cn_k H.
 

@@ -440,7 +440,8 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     pcum = np.cumsum(data.p)
     pcum[-1] = 1.0
     rngs, keys = replica_streams(config)
-    Wt = np.stack([initial_particles(config, model, g, N).T for g in rngs]).astype(dtype)
+    Wt = np.ascontiguousarray(np.stack([initial_particles(config, model, g, N).T for g in rngs]),
+                              dtype=dtype)  # (R, D, N): loops over neurons are unit-stride
     ns = math.sqrt(sched.gamma_an * sched.dt / M)
     blocks = R == 1 and N >= 16 * BLOCK
     scr = _scratch(R, N, A, J, C, D, dtype, blocks)
@@ -512,7 +513,7 @@ def noise_draws(key: int, step: int, N: int, J: int) -> np.ndarray:
 
     Row 0 is also the shared-noise draw of that step.
     """
-    k = _subkey(np.uint64(key), step)
+    k = np.uint64(_subkey(np.uint64(key), step))  # from Python the jitted helper returns int
     out = np.empty((N, J))
     ones = np.ones(J)
     for row in range(N):

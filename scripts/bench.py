@@ -39,7 +39,8 @@ def time_engine(N, steps, mode="sgd", dtype="float64"):
         return time.perf_counter() - t0
 
     run(2)  # compile / warm cache
-    short, long_ = min(run(steps // 10) for _ in range(2)), min(run(steps) for _ in range(2))
+    short = float(np.median([run(steps // 10) for _ in range(3)]))
+    long_ = float(np.median([run(steps) for _ in range(3)]))
     return (long_ - short) / (steps - steps // 10)
 
 
@@ -103,7 +104,7 @@ def main(argv=None):
     print("| N | meanfield | NumPy | ratio | torch autograd | ratio | meanfield f32 |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for N in args.sizes:
-        steps = max(20, min(20000, int(2e7 / N)))
+        steps = max(50, min(20000, int(5e7 / N)))
         mf64 = time_engine(N, steps)
         mf32 = time_engine(N, steps, dtype="float32")
         npy = time_numpy(N, max(5, steps // 4))
