@@ -192,7 +192,7 @@ def _lane_dot(a, lo, b, n, weighted):
     return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out):
     """out[i, c] = Σ_{k∈[lo,hi)} q_k F(w_k, x_{atoms[i]})_c (q empty ⇒ q_k = 1).
 
@@ -215,7 +215,7 @@ def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out):
             out[i, 0] = _lane_dot(sig, 0, sig, nk, False)
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _reduce_blocks(u_part, nblocks, na, scale, u, limit):
     """u = scale · Σ_b u_part[b] in block order; return False on NaN/inf or |u| > limit."""
     C = u.shape[1]

@@ -145,7 +145,7 @@ def _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms):
 
 
 # ---------------------------------------------------------------- the step
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
                   kstep, layers, act, l2, om, dt, ns, vec, GD, GN):
     """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
@@ -189,7 +189,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                 Wt[r, lo + k] = w - om * (dt * (GD[r, k] + l2 * w))
 
 
-@nb.njit(**_JIT)
+@nb.njit(inline="always", **_JIT)
 def _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
                   atoms, cd, cn_shared):
     """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch)."""
