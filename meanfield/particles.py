@@ -341,7 +341,7 @@ def replica_streams(config) -> tuple[list[np.random.Generator], np.ndarray]:
 def initial_particles(config, model: Model, rng: np.random.Generator, N: int) -> np.ndarray:
     """Draw N i.i.d. particles (N, D) from μ₀ as ``[init]`` describes (float64)."""
     ini = config.init
-    C, p, D = model.outputs, model.input_dim, model.dim
+    p, D = model.input_dim, model.dim
     nb_a = model.offset  # number of output weights (0 for layers = first)
     if ini.kind == "dirac":
         point = np.asarray(ini.point, dtype=np.float64)
@@ -383,7 +383,7 @@ def _scratch(R, N, A, J, C, D, dtype, blocks):
 
 
 def _mean_field(Wt, X, model):
-    """u (J, C) of particles Wt (D, N) by the engine's blocked sum; None if not finite."""
+    """Mean field u (J, C) of particles Wt (D, N) by the blocked sum; None if not finite."""
     nblocks = (Wt.shape[1] + BLOCK - 1) // BLOCK
     u_part = np.zeros((nblocks, X.shape[0], model.outputs), Wt.dtype)
     u = np.zeros((X.shape[0], model.outputs), Wt.dtype)

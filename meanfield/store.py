@@ -12,7 +12,7 @@ import platform
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -98,6 +98,6 @@ def manifest(command: str, **extra) -> dict:
         "host": platform.node(),
         "platform": platform.platform(),
         "threads": numba.get_num_threads(),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
