@@ -3,6 +3,7 @@
 The public API mirrors the command line (``meanfield run`` ↔ :func:`simulate`).
 """
 
+from ._version import __version__ as __version__
 from .config import Config as Config
 from .config import load_config as load_config
 from .config import parse_config as parse_config
@@ -21,13 +22,13 @@ from .particles import Trajectory as Trajectory
 from .particles import simulate as simulate
 from .schedule import gamma_alpha_n as gamma_alpha_n
 from .schedule import make_schedule as make_schedule
+from .store import load_results as load_results
 from .store import trajectory_dataset as trajectory_dataset
-
-__version__ = "0.1.0"
+from .sweep import run_sweep as run_sweep
 
 __all__ = [
     "Config", "ConfigError", "DataLaw", "Model", "NumericalError", "Trajectory",
     "drift", "gamma_alpha_n", "load_config", "make_data", "make_model", "make_schedule",
-    "mean_field", "noise_sample", "parse_config", "simulate", "to_toml", "trajectory_dataset",
-    "with_values",
+    "load_results", "mean_field", "noise_sample", "parse_config", "run_sweep", "simulate",
+    "to_toml", "trajectory_dataset", "with_values",
 ]

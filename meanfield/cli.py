@@ -46,6 +46,8 @@ def _cmd_run(args) -> int:
     config = load_config(args.config, args.set)
     out = Path(args.out)
     resumed = _prepare_dir(out, to_toml(config), args.fresh)
+    if config.sweep:
+        return _sweep(config, out, args, "run")
     if resumed and (out / "trajectory.nc").exists():
         print(f"{out}: already complete (same config); nothing to do. Use --fresh to redo.")
         return EXIT_OK
@@ -71,6 +73,27 @@ def _cmd_run(args) -> int:
     return EXIT_OK
 
 
+def _sweep(config, out: Path, args, kind: str) -> int:
+    from .sweep import run_sweep
+
+    start = time.perf_counter()
+    res = run_sweep(config, out, kind=kind, executor=args.executor, workers=args.workers,
+                    scheduler=args.scheduler)
+    dims = ", ".join(f"{d} = {res.sizes[d]}" for d in res.attrs["axes_dims"].split(", ")
+                     if d)
+    print(f"{out}: sweep over {dims or 'nothing'} finished in "
+          f"{time.perf_counter() - start:.1f} s; results in {out / 'results.nc'}")
+    return EXIT_OK
+
+
+def _executor_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", choices=("serial", "processes", "dask"), default="serial",
+                   help="how sweep tasks run (default serial)")
+    p.add_argument("--workers", type=int, default=None, help="parallel workers")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="address of an existing Dask scheduler (with --executor dask)")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="meanfield", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -80,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key (value parsed as TOML), repeatable")
     run.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    _executor_flags(run)
     run.set_defaults(func=_cmd_run)
     return ap
 

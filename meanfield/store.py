@@ -101,3 +101,59 @@ def manifest(command: str, **extra) -> dict:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
+
+
+def gather(tasks, datasets, axes: dict) -> xr.Dataset:
+    """Stack the datasets of a sweep's tasks into one Dataset with a dimension per axis.
+
+    Axis ``run.N`` becomes dimension ``N`` (see ``sweep.dim_names``), with the axis values
+    as its coordinate.  Dimensions whose size differs between tasks (``neuron``, ``time``
+    when T or snapshots vary) are padded with NaN.  Each task's actual snapshot times
+    become the variable ``t`` (axes..., time), the time dimension an index, and its
+    scalar attributes (dt, n_steps, ...) variables over the axes.
+
+    Parameters
+    ----------
+    tasks : list of sweep.Task
+    datasets : list of xarray.Dataset, one per task (same order)
+    axes : dict
+        Axis key → values, as ``sweep.axes`` returns.
+    """
+    from .sweep import dim_names
+
+    names = dim_names(list(axes))
+    adims = [names[k] for k in axes]
+    ashape = [len(v) for v in axes.values()]
+    per_task = []
+    for ds in datasets:
+        fields = {k: (v.dims, v.values) for k, v in ds.data_vars.items()}
+        if "time" in ds.coords:
+            fields["t"] = (("time",), ds["time"].values)
+        for key, val in ds.attrs.items():
+            if key != "task_id" and np.isscalar(val):
+                fields[key] = ((), np.asarray(val))
+        per_task.append(fields)
+    out = {}
+    for name in per_task[0]:
+        dims = per_task[0][name][0]
+        size = [max(f[name][1].shape[i] for f in per_task) for i in range(len(dims))]
+        vals = [f[name][1] for f in per_task]
+        ragged = any(v.shape != tuple(size) for v in vals)
+        dtype = np.result_type(*vals)
+        if ragged and not np.issubdtype(dtype, np.floating):
+            dtype = np.float64
+        arr = np.full(ashape + size, np.nan if np.issubdtype(dtype, np.floating) else 0,
+                      dtype=dtype)
+        for task, v in zip(tasks, vals, strict=True):
+            arr[task.index + tuple(slice(0, n) for n in v.shape)] = v
+        out[name] = (tuple(adims) + dims, arr)
+    coords = {names[k]: list(v) for k, v in axes.items()}
+    return xr.Dataset(out, coords=coords,
+                      attrs={"axes": ", ".join(axes), "axes_dims": ", ".join(adims)})
+
+
+def load_results(out: str | os.PathLike) -> xr.Dataset:
+    """Open DIR/results.nc of a finished sweep (loaded into memory)."""
+    path = Path(out) / "results.nc"
+    with xr.open_dataset(path, engine="scipy") as ds:
+        return ds.load()
