@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from .errors import ConfigError, NumericalError
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_NUMERIC, EXIT_INTERRUPT = 0, 1, 2, 3, 130
@@ -47,14 +49,21 @@ def _cmd_run(args) -> int:
     out = Path(args.out)
     resumed = _prepare_dir(out, to_toml(config), args.fresh)
     if config.sweep:
-        return _sweep(config, out, args, "run")
+        return _sweep(config, out, args, "couple" if args.couple else "run")
     if resumed and (out / "trajectory.nc").exists():
         print(f"{out}: already complete (same config); nothing to do. Use --fresh to redo.")
         return EXIT_OK
     data = make_data(config)
     model = make_model(config, data)
+    limit = None
+    if args.couple:
+        from .limit import solve_limit
+        from .particles import check_coupling
+
+        check_coupling(config)
+        limit = solve_limit(config, data=data)
     start = time.perf_counter()
-    traj = simulate(config, data=data, progress=sys.stderr.isatty())
+    traj = simulate(config, data=data, progress=sys.stderr.isatty(), limit=limit)
     seconds = time.perf_counter() - start
     write_netcdf(trajectory_dataset(traj), out / "trajectory.nc")
     s = config.schedule
@@ -70,6 +79,35 @@ def _cmd_run(args) -> int:
     print(f"{out}: {config.run.seeds} replica(s), N = {config.run.N}, "
           f"{traj.schedule.n_total} steps of dt = {traj.schedule.dt:.4g} in {seconds:.2f} s; "
           f"final risk {traj.risk[:, -1].mean():.4g}")
+    if traj.coupling_sq is not None:
+        print(f"coupling error E_N = {np.sqrt(traj.coupling_sq.mean()):.4g} "
+              f"(limit: {limit.method})")
+    return EXIT_OK
+
+
+def _cmd_limit(args) -> int:
+    from .config import load_config, to_toml
+    from .data import make_data
+    from .limit import solve_limit
+    from .models import make_model
+    from .plots import plot_limit
+    from .store import limit_dataset, manifest, write_json, write_netcdf
+
+    config = load_config(args.config, args.set)
+    out = Path(args.out)
+    resumed = _prepare_dir(out, to_toml(config), args.fresh)
+    if resumed and (out / "limit.nc").exists():
+        print(f"{out}: already complete (same config); nothing to do. Use --fresh to redo.")
+        return EXIT_OK
+    data = make_data(config)
+    start = time.perf_counter()
+    limit = solve_limit(config, data=data)
+    seconds = time.perf_counter() - start
+    write_netcdf(limit_dataset(limit), out / "limit.nc")
+    plot_limit(limit, make_model(config, data), out / "limit.png")
+    write_json(manifest("limit", seconds=seconds, method=limit.method, data=data.name),
+               out / "manifest.json")
+    print(f"{out}: limit by {limit.method} to T = {limit.times[-1]:g} in {seconds:.2f} s")
     return EXIT_OK
 
 
@@ -103,8 +141,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config key (value parsed as TOML), repeatable")
     run.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    run.add_argument("--couple", action="store_true",
+                     help="couple each neuron with its limit twin (coupling_sq, ...)")
     _executor_flags(run)
     run.set_defaults(func=_cmd_run)
+    lim = sub.add_parser("limit", help="solve the N → ∞ McKean–Vlasov limit")
+    lim.add_argument("config", help="TOML config file")
+    lim.add_argument("--out", required=True, help="output directory DIR")
+    lim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key (value parsed as TOML), repeatable")
+    lim.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    lim.set_defaults(func=_cmd_limit)
     return ap
 
 

@@ -5,7 +5,7 @@ Every key of the six validated sections ([model], [data], [init], [schedule], [d
 description (``dataclasses.fields(ModelConfig)[0].metadata["doc"]``). Checks run in
 ``__post_init__``, so a directly constructed ``Config`` is validated too; every invalid
 input raises :class:`~meanfield.errors.ConfigError` with one line naming the dotted key
-and the allowed values. The optional [sweep] and [limit] sections are kept raw, frozen
+and the allowed values. The optional [sweep] section is kept raw, frozen
 into hashable :class:`FrozenTable` mappings (lists become tuples), until later modules
 define them.
 """
@@ -25,7 +25,8 @@ from typing import Any, ClassVar, NoReturn
 from meanfield.errors import ConfigError
 
 __all__ = [
-    "Config", "DataConfig", "DynamicsConfig", "FrozenTable", "InitConfig", "ModelConfig",
+    "Config", "DataConfig", "DynamicsConfig", "FrozenTable", "InitConfig", "LimitConfig",
+    "ModelConfig",
     "RunConfig", "ScheduleConfig", "load_config", "parse_config", "to_dict", "to_toml",
     "with_values",
 ]
@@ -196,10 +197,24 @@ class RunConfig(_Section):
     dtype: str = _key("float64", _choice("float64", "float32"), "particle dtype")
 
 
+@dataclass(frozen=True)
+class LimitConfig(_Section):
+    """[limit]: how the N → ∞ McKean–Vlasov limit is computed (THEORY.md §4)."""
+
+    section: ClassVar[str] = "limit"
+    method: str = _key("auto", _choice("auto", "pde", "reference", "quadrature"),
+                       "solver: pde (D ≤ 2), reference (N_ref particles), quadrature")
+    N_ref: int = _key(1_000_000, _int(1), "particles of the reference solver")
+    grid: int = _key(256, _int(8), "PDE cells per axis")
+    dt: float | None = _key(None, _optional(_float(0.0, lo_open=True)),
+                            "time step of reference / quadrature (None: automatic)")
+    seed: int = _key(0, _int(), "seed of the reference solver")
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     c.section: c for c in (ModelConfig, DataConfig, InitConfig, ScheduleConfig,
-                           DynamicsConfig, RunConfig)}
-_RAW_SECTIONS = ("sweep", "limit")
+                           DynamicsConfig, RunConfig, LimitConfig)}
+_RAW_SECTIONS = ("sweep",)
 
 
 class FrozenTable(Mapping[str, Any]):
@@ -255,7 +270,7 @@ def _freeze(key: str, v: Any) -> Any:
 class Config:
     """A whole experiment; ``Config()`` is the default one.
 
-    ``sweep`` and ``limit`` are unvalidated raw tables (:class:`FrozenTable`) or None.
+    ``sweep`` is an unvalidated raw table (:class:`FrozenTable`) or None.
     Cross-field rules are checked here, after every section checked itself.
     """
 
@@ -265,8 +280,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    limit: LimitConfig = field(default_factory=LimitConfig)
     sweep: Mapping[str, Any] | None = None
-    limit: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Check section types, freeze the raw tables, then check cross-field rules."""
@@ -382,7 +397,7 @@ def parse_config(mapping: Mapping[str, Any], overrides: Iterable[str] = ()) -> C
         section, name, value = _parse_override(item)
         tables.setdefault(section, {})[name] = value
     sections = {s: cls(**tables.get(s, {})) for s, cls in _SECTIONS.items()}
-    return Config(**sections, sweep=tables.get("sweep"), limit=tables.get("limit"))
+    return Config(**sections, sweep=tables.get("sweep"))
 
 
 def load_config(path: str | PathLike[str], overrides: Iterable[str] = ()) -> Config:

@@ -432,3 +432,64 @@ def noise_sample(W: np.ndarray, u: np.ndarray, data, model: Model, xi: np.ndarra
         Standard normal draws, one row per particle (rows equal for shared noise).
     """
     return _drift_noise(W, u, data, model, xi)[1]
+
+
+@nb.njit(**_JIT)
+def _noise_cov_kernel(Wt, X, P, g, layers, act, vec, GD, HB, S, out):
+    """out[k] = Σ_j P_j (H_kj − h̄_k)(H_kj − h̄_k)ᵀ, h̄_k = Σ_j P_j H_kj (two passes, per block).
+
+    Wt is (D, N); GD, HB are (D, BLOCK) and S is (D, D, BLOCK) scratch; out is (N, D, D).
+    """
+    D, N = Wt.shape
+    J = X.shape[0]
+    cn = vec[4]
+    for lo in range(0, N, BLOCK):
+        nk = min(N, lo + BLOCK) - lo
+        HB[:, :nk] = 0.0
+        S[:, :, :nk] = 0.0
+        for j in range(J):
+            _accumulate_atom(Wt, lo, nk, X, j, g, j, P[j], cn, False, layers, act, vec, HB, HB)
+        for j in range(J):
+            GD[:, :nk] = 0.0
+            _accumulate_atom(Wt, lo, nk, X, j, g, j, 1.0, cn, False, layers, act, vec, GD, GD)
+            pj = P[j]
+            for r in range(D):
+                for k in range(nk):
+                    GD[r, k] -= HB[r, k]
+            for r in range(D):
+                for s in range(r + 1):
+                    for k in range(nk):
+                        S[r, s, k] += pj * GD[r, k] * GD[s, k]
+        for k in range(nk):
+            for r in range(D):
+                for s in range(r + 1):
+                    out[lo + k, r, s] = S[r, s, k]
+                    out[lo + k, s, r] = S[r, s, k]
+
+
+def noise_covariance(W: np.ndarray, u: np.ndarray, data, model: Model) -> np.ndarray:
+    """Return the noise covariance Σ(W_k, μ) (N, D, D) of every particle (THEORY.md §1).
+
+    Σ(w, μ) = Σ_j p_j (H_j − h̄)(H_j − h̄)ᵀ with H_j = J_w F(w, x_j)ᵀ g_j, g_j = ∂₁ℓ(u_j, y_j)
+    and h̄ = Σ_j p_j H_j (the L2 term adds no noise).  Two passes over the atoms (mean, then
+    centred second moment) per block of neurons: O(N·J·D²) time, O(N·D²) memory.
+
+    Parameters
+    ----------
+    W : (N, D) ndarray
+        Particles, one per row.
+    u : (J, C) ndarray
+        Mean field of μ at the atoms.
+    data : DataLaw
+    model : Model
+    """
+    Wt = np.ascontiguousarray(W.T)
+    dt = W.dtype
+    _, g = loss_and_grad(u, data.y, model)
+    D = model.dim
+    vec, GD, HB = _scratch(D, dt)
+    S = np.zeros((D, D, BLOCK), dt)
+    out = np.empty((W.shape[0], D, D), dt)
+    _noise_cov_kernel(Wt, np.ascontiguousarray(data.x, dtype=dt), data.p.astype(dt), g,
+                      model.layers, model.activation, vec, GD, HB, S, out)
+    return out

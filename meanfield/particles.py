@@ -209,10 +209,53 @@ def _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p, sqrt_p, p
 
 
 @nb.njit(**_JIT)
+def _limit_u(t, t_lim, u_lim, out):
+    """Out = u_lim linearly interpolated at time t on the grid t_lim (clamped at the ends)."""
+    K = t_lim.shape[0]
+    lo, hi = 0, K - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if t_lim[mid] <= t:
+            lo = mid
+        else:
+            hi = mid
+    w = 0.0 if t_lim[hi] == t_lim[lo] else (t - t_lim[lo]) / (t_lim[hi] - t_lim[lo])
+    w = min(max(w, 0.0), 1.0)
+    for j in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            out[j, c] = (1.0 - w) * u_lim[lo, j, c] + w * u_lim[hi, j, c]
+
+
+@nb.njit(**_JIT)
+def _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell):
+    """Loss gradients of the limit twins at step n: g* = ∂ℓ(u_lim(t_n), y) at every atom."""
+    _limit_u(n * dt, t_lim, u_lim, us)
+    J = us.shape[0]
+    _loss_grad_kernel(us, Y, all_atoms, J, loss, gs, ell)
+
+
+@nb.njit(**_JIT)
+def _coupling_block(Wt, Ws, lo, hi, csq):
+    """csq[k] = max(csq[k], |W_k − W*_k|²) for neurons lo..hi−1."""
+    D = Wt.shape[0]
+    for k in range(lo, hi):
+        d2 = 0.0
+        for r in range(D):
+            d = Wt[r, k] - Ws[r, k]
+            d2 += d * d
+        csq[k] = max(csq[k], d2)
+
+
+@nb.njit(**_JIT)
 def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, l2, mode,
                  shared, sampling, M, dt, ns, alpha, epoch, u_part, u, g, ell, atoms, cd,
-                 cn_shared, perm, vec, GD, GN):
-    """One step of one replica on one thread; return (ok, epoch)."""
+                 cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, all_atoms, us, gs,
+                 csq, u_hist, n0):
+    """One step of one replica on one thread; return (ok, epoch).
+
+    Particles first, then their limit twins if Ws is not empty.  With u_hist not empty,
+    u of the step goes to u_hist[n − n0].
+    """
     N = Wt.shape[1]
     nblocks = (N + BLOCK - 1) // BLOCK
     q = Wt[0, :0]
@@ -223,31 +266,47 @@ def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, 
                        vec, u_part[b])
     if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
         return False, epoch
+    if u_hist.shape[0] > 0:
+        u_hist[n - n0, :, :] = u[:na]
     _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
     om = (1.0 + n * dt) ** (-alpha)
     for b in range(nblocks):
         _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
                       mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2, om,
                       dt, ns, vec, GD, GN)
+    if Ws.shape[1] > 0:
+        J = p.shape[0]
+        _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
+        for b in range(nblocks):
+            lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
+            _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
+                          cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec, GD, GN)
+            _coupling_block(Wt, Ws, lo, hi, csq)
     return True, epoch
 
 
 @nb.njit(parallel=True, **_JIT)
 def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
                       sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
-                      cn_shared, perm, vec, GD, GN, status):
+                      cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, us, gs, csq,
+                      u_hist, status):
     """Advance every replica r (in parallel; Wt is (R, D, N)) by nsteps steps from step n0.
 
-    status[r] is set to the failing step on NaN/inf or blow-up (and replica r stops).
+    Ws (R, D, N or 0): limit twins advanced in the same loop (none if N = 0), csq (R, N)
+    their running sup of |W − W*|²; u_hist (R, nsteps or 0, J, C): the mean field of every
+    step.  status[r] is set to the failing step on NaN/inf or blow-up (replica r stops).
     """
     sqrt_p = np.sqrt(p)
+    all_atoms = np.arange(p.shape[0])
     for r in nb.prange(Wt.shape[0]):
         epoch = -1
         for n in range(n0, n0 + nsteps):
             ok, epoch = _step_serial(Wt[r], n, keys[r], X, Y, p, sqrt_p, pcum, uniform, layers,
                                      act, loss, l2, mode, shared, sampling, M, dt, ns, alpha,
                                      epoch, u_part[r], u[r], g[r], ell[r], atoms[r], cd[r],
-                                     cn_shared[r], perm[r], vec[r], GD[r], GN[r])
+                                     cn_shared[r], perm[r], vec[r], GD[r], GN[r], Ws[r],
+                                     twin_noise, t_lim, u_lim, all_atoms, us[r], gs[r], csq[r],
+                                     u_hist[r], n0)
             if not ok:
                 status[r] = n
                 break
@@ -256,19 +315,23 @@ def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, m
 @nb.njit(parallel=True, **_JIT)
 def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
                     sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
-                    cn_shared, perm, vec, GD, GN, status):
+                    cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, us, gs, csq,
+                    u_hist, status):
     """Advance one replica (Wt is (D, N)), its neuron blocks in parallel within each step.
 
     Blocks are split into ``vec.shape[0]`` fixed chunks (one scratch each); every block
     does the same arithmetic as in ``_advance_replicas``, so the result is bitwise identical.
     """
     N = Wt.shape[1]
+    J = p.shape[0]
     nblocks = (N + BLOCK - 1) // BLOCK
     nchunks = vec.shape[0]
     per = (nblocks + nchunks - 1) // nchunks
     sqrt_p = np.sqrt(p)
+    all_atoms = np.arange(J)
     q = Wt[0, :0]
     epoch = -1
+    couple = Ws.shape[1] > 0
     for n in range(n0, n0 + nsteps):
         na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
                                          sqrt_p, perm, epoch, atoms, cd, cn_shared)
@@ -279,13 +342,23 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
         if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
             status[0] = n
             return
+        if u_hist.shape[0] > 0:
+            u_hist[n - n0, :, :] = u[:na]
         _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
         om = (1.0 + n * dt) ** (-alpha)
+        if couple:
+            _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
         for c in nb.prange(nchunks):
             for b in range(c * per, min(nblocks, (c + 1) * per)):
-                _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
-                              mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act,
-                              l2, om, dt, ns, vec[c], GD[c], GN[c])
+                lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
+                _update_block(Wt, lo, hi, X, atoms, na, g, cd, mode == _SDE, not shared,
+                              cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec[c],
+                              GD[c], GN[c])
+                if couple:
+                    _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
+                                  cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns,
+                                  vec[c], GD[c], GN[c])
+                    _coupling_block(Wt, Ws, lo, hi, csq)
 
 
 # ---------------------------------------------------------------- Python API
@@ -308,6 +381,14 @@ class Trajectory:
     schedule : Schedule
     test_risk, accuracy, test_accuracy : (R, S) ndarray or None
         Held-out risk and (weighted) accuracies when the data have them.
+    coupling_sq : (R, N) ndarray or None
+        With a limit: sup over steps of |W^{k,N} − W^{k,⋆}|² per neuron (THEORY.md §5).
+    coupling_rms : (R, S) ndarray or None
+        With a limit: RMS over neurons of |W^{k,N} − W^{k,⋆}| at the snapshots.
+    output_error : (R, S) ndarray or None
+        With a limit: RMS over atoms (and outputs) of u^N − u at the snapshots.
+    u_steps : (R, n_T + 1, J, C) ndarray or None
+        With ``record_u``: the mean field at every step time n·dt.
     """
 
     W: np.ndarray | None
@@ -319,6 +400,10 @@ class Trajectory:
     test_risk: np.ndarray | None = None
     accuracy: np.ndarray | None = None
     test_accuracy: np.ndarray | None = None
+    coupling_sq: np.ndarray | None = None
+    coupling_rms: np.ndarray | None = None
+    output_error: np.ndarray | None = None
+    u_steps: np.ndarray | None = None
 
 
 def replica_streams(config) -> tuple[list[np.random.Generator], np.ndarray]:
@@ -362,7 +447,7 @@ def initial_particles(config, model: Model, rng: np.random.Generator, N: int) ->
     return rng.standard_normal((N, D)) * scale
 
 
-def _scratch(R, N, A, J, C, D, dtype, blocks):
+def _scratch(R, N, A, J, C, D, dtype, blocks, couple, hist_steps):
     """Preallocated work arrays: per replica, or (blocks mode, R = 1) per chunk of blocks."""
     nblocks = (N + BLOCK - 1) // BLOCK
     lead = () if blocks else (R,)
@@ -371,7 +456,7 @@ def _scratch(R, N, A, J, C, D, dtype, blocks):
         "u_part": np.zeros((*lead, nblocks, A, C), dtype),
         "u": np.zeros((*lead, A, C), dtype),
         "g": np.zeros((*lead, A, C), dtype),
-        "ell": np.zeros((*lead, A), dtype),
+        "ell": np.zeros((*lead, max(A, J)), dtype),
         "atoms": np.zeros((*lead, A), np.int64),
         "cd": np.zeros((*lead, A), dtype),
         "cn_shared": np.zeros((*lead, J), dtype),
@@ -379,6 +464,14 @@ def _scratch(R, N, A, J, C, D, dtype, blocks):
         "vec": np.zeros((*units, 7, BLOCK), dtype),
         "GD": np.zeros((*units, D, BLOCK), dtype),
         "GN": np.zeros((*units, D, BLOCK), dtype),
+        "Ws": np.zeros((*lead, D, N if couple else 0), dtype),
+        "twin_noise": False,
+        "t_lim": np.zeros(2),
+        "u_lim": np.zeros((2, J, C), dtype),
+        "us": np.zeros((*lead, J, C), dtype),
+        "gs": np.zeros((*lead, J, C), dtype),
+        "csq": np.zeros((*lead, N if couple else 0)),
+        "u_hist": np.zeros((*lead, hist_steps, J, C), dtype),
     }
 
 
@@ -401,7 +494,8 @@ def _accuracy(u, labels, p):
 
 
 def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
-             progress: bool = False) -> Trajectory:
+             progress: bool = False, limit=None, schedule: Schedule | None = None,
+             record_u: bool = False) -> Trajectory:
     """Run ``run.seeds`` replicas of the particle system described by ``config``.
 
     Parameters
@@ -413,6 +507,15 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
         Keep the particles at every snapshot (memory R·S·N·D).
     progress : bool
         Show a tqdm bar over snapshots.
+    limit : meanfield.limit.Limit, optional
+        Couple every particle with a limit twin W^{k,⋆} (same W^k_0, same noise draws g^k_j)
+        driven by the limit's mean field u_t, inside the same compiled loop (THEORY.md §5):
+        the MV SDE for mode = sde at β = 1, the deterministic flow otherwise.
+    schedule : Schedule, optional
+        Time grid to use instead of the config's (the reference limit solver sets its own
+        step); the noise scale is (schedule.gamma_an · dt / M)^{1/2}.
+    record_u : bool
+        Keep the mean field of every step (sde and ode only).
 
     Returns
     -------
@@ -421,15 +524,20 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     Raises
     ------
     NumericalError
-        On NaN/inf or blow-up (|u| > 1e100), naming the replica, the step and the time.
+        On NaN/inf or blow-up (|u| > 1e30), naming the replica, the step and the time.
     """
     data = make_data(config) if data is None else data
     model = make_model(config, data)
-    sched = make_schedule(config)
-    if config.dynamics.sampling == "epochs" and config.dynamics.mode == "sgd" and not data.uniform:
+    sched = make_schedule(config) if schedule is None else schedule
+    d, s, R, N = config.dynamics, config.schedule, config.run.seeds, config.run.N
+    if d.sampling == "epochs" and d.mode == "sgd" and not data.uniform:
         msg = "dynamics.sampling = 'epochs' needs uniform atom weights; use 'iid'"
         raise ConfigError(msg)
-    d, s, R, N = config.dynamics, config.schedule, config.run.seeds, config.run.N
+    if record_u and d.mode == "sgd":
+        msg = "record_u needs dynamics.mode = 'sde' or 'ode' (sgd sees only its batch)"
+        raise ConfigError(msg)
+    if limit is not None:
+        check_coupling(config)
     dtype = np.dtype(config.run.dtype)
     J, C, D = data.x.shape[0], model.outputs, model.dim
     mode = _MODES[d.mode]
@@ -444,12 +552,21 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                               dtype=dtype)  # (R, D, N): loops over neurons are unit-stride
     ns = math.sqrt(sched.gamma_an * sched.dt / M)
     blocks = R == 1 and N >= 16 * BLOCK
-    scr = _scratch(R, N, A, J, C, D, dtype, blocks)
+    seg_max = int(np.max(np.diff(sched.snapshot_steps), initial=0))
+    scr = _scratch(R, N, A, J, C, D, dtype, blocks, limit is not None,
+                   seg_max if record_u else 0)
+    if limit is not None:
+        scr["Ws"][...] = Wt[0] if blocks else Wt
+        scr["twin_noise"] = d.mode == "sde" and s.beta == 1.0
+        scr["t_lim"] = np.ascontiguousarray(limit.t_u, np.float64)
+        scr["u_lim"] = np.ascontiguousarray(limit.u, dtype)
     status = np.full(R, -1, np.int64)
     S = len(sched.snapshot_steps)
     out_W = np.empty((R, S, N, D), dtype) if save_weights else None
     out_u = np.empty((R, S, J, C), dtype)
-    metrics = {k: np.full((R, S), np.nan) for k in ("risk", "test_risk", "acc", "test_acc")}
+    metrics = {k: np.full((R, S), np.nan) for k in ("risk", "test_risk", "acc", "test_acc",
+                                                    "crms", "oerr")}
+    u_steps = np.empty((R, sched.n_total + 1, J, C), dtype) if record_u else None
     has_test = data.x_test.shape[0] > 0
     X_test = data.x_test.astype(dtype)
 
@@ -472,6 +589,13 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                 uniform_test = np.full(len(X_test), 1.0 / len(X_test))
                 metrics["test_risk"][r, si] = risk(ut, data.y_test, uniform_test, model)
                 metrics["test_acc"][r, si] = _accuracy(ut, data.labels_test, uniform_test)
+            if limit is not None:
+                twin = scr["Ws"] if blocks else scr["Ws"][r]
+                metrics["crms"][r, si] = math.sqrt(np.mean(np.sum((Wt[r] - twin) ** 2, 0)))
+                ul = limit.u_at(float(sched.snapshot_steps[si] * sched.dt))
+                metrics["oerr"][r, si] = math.sqrt(np.mean((u - ul) ** 2))
+        if record_u and si == S - 1:
+            u_steps[:, -1] = out_u[:, si]
 
     record(0)
     segments = range(1, S)
@@ -490,6 +614,9 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                 _advance_blocks(Wt[0], keys[0], *args, n0, nsteps, *scr.values(), status)
             else:
                 _advance_replicas(Wt, keys, *args, n0, nsteps, *scr.values(), status)
+            if record_u:
+                hist = scr["u_hist"][None] if blocks else scr["u_hist"]
+                u_steps[:, n0:n0 + nsteps] = hist[:, :nsteps]
         bad = np.flatnonzero(status >= 0)
         if bad.size:
             r, n = int(bad[0]), int(status[bad[0]])
@@ -498,13 +625,34 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
             raise NumericalError(msg)
         record(si)
     cls = data.labels is not None
+    coupled = limit is not None
     return Trajectory(
         W=out_W, u=out_u, risk=metrics["risk"], times=sched.times, steps=sched.snapshot_steps,
         schedule=sched,
         test_risk=metrics["test_risk"] if has_test else None,
         accuracy=metrics["acc"] if cls else None,
         test_accuracy=metrics["test_acc"] if cls and has_test else None,
+        coupling_sq=(scr["csq"][None] if blocks else scr["csq"]) if coupled else None,
+        coupling_rms=metrics["crms"] if coupled else None,
+        output_error=metrics["oerr"] if coupled else None,
+        u_steps=u_steps,
     )
+
+
+def check_coupling(config) -> None:
+    """Raise ConfigError unless synchronous coupling is defined for this config.
+
+    Coupling is defined for sde (independent noise, or any noise at β < 1), ode, and sgd
+    with β < 1 (THEORY.md §4–5).
+    """
+    from .limit import check_limit_defined
+
+    d = config.dynamics
+    if d.mode == "sgd" and config.schedule.beta == 1.0:
+        msg = ("--couple with dynamics.mode = 'sgd' needs schedule.beta < 1: shared-batch SGD "
+               "at beta = 1 has no deterministic limit to couple with")
+        raise ConfigError(msg)
+    check_limit_defined(config)
 
 
 # ---------------------------------------------------------------- draws, for tests and twins

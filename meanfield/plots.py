@@ -61,3 +61,35 @@ def plot_run(traj: Trajectory, model: Model, path: str | os.PathLike, *, title: 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_limit(limit, model: Model, path: str | os.PathLike, *, title: str = "") -> None:
+    """Save limit.png: the limit law at the snapshot times (density or weighted histograms)."""
+    names = param_names(model)
+    S = len(limit.times)
+    show = sorted(set(np.linspace(0, S - 1, min(S, 4)).round().astype(int)))
+    if limit.density is not None and limit.density.ndim == 3:
+        fig, axes = plt.subplots(1, len(show), figsize=(3.6 * len(show), 3.4), squeeze=False)
+        c0, c1 = limit.centres
+        for ax, si in zip(axes[0], show, strict=True):
+            ax.pcolormesh(c0, c1, limit.density[si].T, shading="auto", cmap="viridis")
+            ax.set_xlabel(names[0])
+            ax.set_ylabel(names[1])
+            ax.set_title(f"t = {limit.times[si]:.3g}")
+    else:
+        fig, axes = plt.subplots(1, 1, figsize=(6, 4), squeeze=False)
+        ax = axes[0, 0]
+        q = model.offset if model.dim > model.offset else 0
+        for si in show:
+            if limit.density is not None:
+                ax.plot(limit.centres[0], limit.density[si], label=f"t = {limit.times[si]:.3g}")
+            else:
+                ax.hist(limit.points[si, :, q], bins=80, weights=limit.weights[si],
+                        density=True, histtype="step", label=f"t = {limit.times[si]:.3g}")
+        ax.set_xlabel(names[q] if limit.density is None else names[0])
+        ax.set_ylabel("density")
+        ax.legend()
+    fig.suptitle(title or f"limit ({limit.method})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

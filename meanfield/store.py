@@ -36,6 +36,10 @@ def trajectory_dataset(traj: Trajectory) -> xr.Dataset:
     for name in ("test_risk", "accuracy", "test_accuracy"):
         if getattr(traj, name) is not None:
             data[name] = (("replica", "time"), getattr(traj, name))
+    if traj.coupling_sq is not None:
+        data["coupling_sq"] = (("replica", "neuron"), traj.coupling_sq)
+        data["coupling_rms"] = (("replica", "time"), traj.coupling_rms)
+        data["output_error"] = (("replica", "time"), traj.output_error)
     s = traj.schedule
     attrs = {"dt": s.dt, "gamma_alpha_N": s.gamma_an, "n_steps": int(s.n_total)}
     return xr.Dataset(data, coords={"time": traj.times}, attrs=attrs)
@@ -157,3 +161,17 @@ def load_results(out: str | os.PathLike) -> xr.Dataset:
     path = Path(out) / "results.nc"
     with xr.open_dataset(path, engine="scipy") as ds:
         return ds.load()
+
+
+def limit_dataset(limit) -> xr.Dataset:
+    """Return a Limit as an xarray Dataset (DESIGN.md: limit.nc)."""
+    data = {"u": (("t_u", "atom", "output"), limit.u)}
+    coords = {"t_u": limit.t_u, "time": limit.times}
+    if limit.density is not None:
+        axes = [f"w{i}" for i in range(len(limit.centres))]
+        data["density"] = (("time", *axes), limit.density)
+        coords.update({a: c for a, c in zip(axes, limit.centres, strict=True)})
+    if limit.points is not None:
+        data["points"] = (("time", "point", "param"), limit.points)
+        data["weights"] = (("time", "point"), limit.weights)
+    return xr.Dataset(data, coords=coords, attrs={"method": limit.method})

@@ -123,7 +123,19 @@ def run_task(config: Config, *, progress: bool = False) -> xr.Dataset:
     return trajectory_dataset(simulate(config, progress=progress))
 
 
-TASKS: dict[str, Callable[..., xr.Dataset]] = {"run": run_task}
+def couple_task(config: Config, *, progress: bool = False) -> xr.Dataset:
+    """Run the task of ``meanfield run --couple``: solve the limit, simulate coupled twins."""
+    from .data import make_data
+    from .limit import solve_limit
+    from .particles import simulate
+    from .store import trajectory_dataset
+
+    data = make_data(config)
+    limit = solve_limit(config, data=data)
+    return trajectory_dataset(simulate(config, data=data, limit=limit, progress=progress))
+
+
+TASKS: dict[str, Callable[..., xr.Dataset]] = {"run": run_task, "couple": couple_task}
 
 
 def _execute(kind: str, toml_text: str, threads: int, progress: bool = False
