@@ -126,3 +126,61 @@ def test_python_dash_m_and_console_script(tmp_path):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "schedule.gamma" in proc.stderr
+
+
+LIN = """
+[model]
+layers = "first"
+activation = "linear"
+[data]
+n = 12
+input_dim = 2
+[dynamics]
+mode = "ode"
+T = 0.5
+snapshots = 3
+[schedule]
+gamma = 0.05
+[run]
+N = 30
+seeds = 2
+[limit]
+method = "{method}"
+N_ref = 2000
+"""
+
+
+@pytest.mark.parametrize("method", ["quadrature", "reference"])
+def test_limit_command_writes_contract_files(tmp_path, method):
+    cfg = _write(tmp_path, LIN.format(method=method))
+    out = tmp_path / "lim"
+    assert main(["limit", str(cfg), "--out", str(out)]) == 0
+    for name in ("config.toml", "manifest.json", "limit.nc", "limit.png"):
+        assert (out / name).exists(), name
+    with xr.open_dataset(out / "limit.nc", engine="scipy") as ds:
+        assert ds["u"].dims == ("t_u", "atom", "output")
+        assert ds["points"].dims == ("time", "point", "param")
+        assert ds["weights"].dims == ("time", "point")
+        np.testing.assert_allclose(ds["weights"].sum("point").values, 1.0, rtol=1e-12)
+        assert ds["t_u"].values[0] == 0.0
+        assert ds["t_u"].values[-1] == pytest.approx(0.5)
+        assert ds.attrs["method"] == method
+
+
+def test_run_couple_adds_coupling_variables(tmp_path):
+    cfg = _write(tmp_path, LIN.format(method="quadrature"))
+    out = tmp_path / "run"
+    assert main(["run", str(cfg), "--out", str(out), "--couple"]) == 0
+    with xr.open_dataset(out / "trajectory.nc", engine="scipy") as ds:
+        assert ds["coupling_sq"].dims == ("replica", "neuron")
+        assert ds["coupling_rms"].dims == ("replica", "time")
+        assert ds["output_error"].dims == ("replica", "time")
+        assert np.all(ds["coupling_sq"].values > 0)
+
+
+def test_limit_of_shared_noise_at_beta_one_is_input_error(tmp_path, capsys):
+    cfg = _write(tmp_path, '[dynamics]\nmode = "sde"\nnoise = "shared"\n')
+    assert main(["limit", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "shared" in err
+    assert "Traceback" not in err
