@@ -132,26 +132,26 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
                    help="address of an existing Dask scheduler (with --executor dask)")
 
 
+def _command(sub, name: str, func, help_text: str) -> argparse.ArgumentParser:
+    """Add a subcommand with the arguments every command shares: CONFIG --out --set --fresh."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("config", help="TOML config file")
+    p.add_argument("--out", required=True, help="output directory DIR")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (value parsed as TOML), repeatable")
+    p.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    p.set_defaults(func=func)
+    return p
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="meanfield", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="train N neurons by SGD / particle SDE / ODE")
-    run.add_argument("config", help="TOML config file")
-    run.add_argument("--out", required=True, help="output directory DIR")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key (value parsed as TOML), repeatable")
-    run.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    run = _command(sub, "run", _cmd_run, "train N neurons by SGD / particle SDE / ODE")
     run.add_argument("--couple", action="store_true",
                      help="couple each neuron with its limit twin (coupling_sq, ...)")
     _executor_flags(run)
-    run.set_defaults(func=_cmd_run)
-    lim = sub.add_parser("limit", help="solve the N → ∞ McKean–Vlasov limit")
-    lim.add_argument("config", help="TOML config file")
-    lim.add_argument("--out", required=True, help="output directory DIR")
-    lim.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config key (value parsed as TOML), repeatable")
-    lim.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
-    lim.set_defaults(func=_cmd_limit)
+    _command(sub, "limit", _cmd_limit, "solve the N → ∞ McKean–Vlasov limit")
     return ap
 
 

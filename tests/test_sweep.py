@@ -33,6 +33,24 @@ seeds = 2
 """
 
 
+# six tasks of ≈ 0.3 s each (13 000 steps × 200 neurons × 16 atoms): once the first task
+# file appears, a signal sent ≤ 20 ms later lands well before the sixth task finishes
+SLOW_SWEEP = """
+[data]
+n = 16
+[dynamics]
+mode = "sde"
+T = 13.0
+snapshots = 3
+[schedule]
+gamma = 0.001
+[run]
+N = 200
+[sweep]
+"data.seed" = [0, 1, 2, 3, 4, 5]
+"""
+
+
 def _cfg(tmp_path, T=0.05, name="s.toml"):
     path = tmp_path / name
     path.write_text(SWEEP.format(T=T))
@@ -135,12 +153,8 @@ def test_executors_give_identical_arrays(tmp_path):
 def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     """Kill a sweep after ≥ 1 task finished and before all did; resuming completes it with
     results equal to an uninterrupted run's, and no finished task runs again."""
-    # six tasks of ≈ 0.3 s each (13 000 steps × 200 neurons × 16 atoms): once the first
-    # task file appears, the kill (≤ 20 ms later) lands well before the sixth finishes
     cfg_path = tmp_path / "kill.toml"
-    cfg_path.write_text('[data]\nn = 16\n[dynamics]\nmode = "sde"\nT = 13.0\nsnapshots = 3\n'
-                        '[schedule]\ngamma = 0.001\n[run]\nN = 200\n'
-                        '[sweep]\n"data.seed" = [0, 1, 2, 3, 4, 5]\n')
+    cfg_path.write_text(SLOW_SWEEP)
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "meanfield", "run", str(cfg_path), "--out",
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -165,9 +179,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
 
 def test_ctrl_c_keeps_finished_tasks_exit_130(tmp_path):
     cfg_path = tmp_path / "int.toml"
-    cfg_path.write_text('[data]\nn = 16\n[dynamics]\nmode = "sde"\nT = 13.0\nsnapshots = 3\n'
-                        '[schedule]\ngamma = 0.001\n[run]\nN = 200\n'
-                        '[sweep]\n"data.seed" = [0, 1, 2, 3, 4, 5]\n')
+    cfg_path.write_text(SLOW_SWEEP)
     out = tmp_path / "int"
     proc = subprocess.Popen([sys.executable, "-m", "meanfield", "run", str(cfg_path), "--out",
                              str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
