@@ -19,7 +19,6 @@ arithmetic whether blocks run on one thread or many.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import numba as nb
@@ -681,10 +680,3 @@ def batch_draws(key: int, step: int, M: int, p: np.ndarray, *, sampling: str = "
     _draw_batch(np.uint64(key), step, M, J, uniform, pcum, int(sampling == "epochs"), perm,
                 -1, atoms)
     return atoms
-
-
-def set_threads(n: int | None = None) -> int:
-    """Set Numba's thread count (default: NUMBA_NUM_THREADS or all cores); return it."""
-    n = n or int(os.environ.get("NUMBA_NUM_THREADS", nb.config.NUMBA_NUM_THREADS))
-    nb.set_num_threads(n)
-    return n
