@@ -93,3 +93,49 @@ def plot_limit(limit, model: Model, path: str | os.PathLike, *, title: str = "")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_rates(summaries: list[tuple[str, dict]], path: str | os.PathLike, *,
+               title: str = "") -> None:
+    """Save w2_vs_n.png: E_N and law-level W2 against N (log-log), fits, theory, floors.
+
+    Parameters
+    ----------
+    summaries : list of (label, rate.json dict)
+        One or several studies on the same axes.
+    path : path of the PNG to write
+    title : figure title (default: the regime of the first study)
+    """
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for i, (label, s) in enumerate(summaries):
+        ns = np.asarray(s["N"], dtype=float)
+        for key, marker, name in (("coupling", "o", "coupling E_N"), ("w2", "s", "W2(ν^N, λ)")):
+            blk = s[key]
+            mean, ci = np.asarray(blk["mean"]), np.asarray(blk["ci"])
+            color = f"C{2 * i + (key == 'w2')}"
+            ax.errorbar(ns, mean, yerr=[mean - ci[:, 0], ci[:, 1] - mean], fmt=marker,
+                        color=color, capsize=3,
+                        label=f"{label + ': ' if label else ''}{name}")
+            lo, hi = blk["slope_ci"]
+            fit = np.exp(np.polyfit(np.log(ns), np.log(mean), 1)[1]) * ns ** blk["slope"]
+            ax.plot(ns, fit, "-", color=color,
+                    label=f"slope {blk['slope']:.2f} ± {(hi - lo) / 2:.2f}")
+            if key == "coupling":
+                th = mean[0] * (ns / ns[0]) ** blk["theory"]
+                ax.plot(ns, th, ":", color="k", label=f"theory slope {blk['theory']:.3g}")
+        floor = np.asarray(s["w2"]["floor"])
+        fstd = np.asarray(s["w2"].get("floor_std", np.zeros_like(floor)))
+        ax.fill_between(ns, floor - 2 * fstd, floor + 2 * fstd, color=f"C{2 * i + 1}",
+                        alpha=0.15, label=f"W2 floor ({s['w2']['estimator']})")
+        ax.plot(ns, floor, "--", color=f"C{2 * i + 1}", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("N (neurons)")
+    ax.set_ylabel("error")
+    r = summaries[0][1]["regime"]
+    ax.set_title(title or (f"{r['mode']}, {r['noise']} noise: β = {r['beta']}, α = {r['alpha']}, "
+                           f"γ = {r['gamma']}, M = {r['batch']}, {r['replicas']} replicas"))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -134,7 +134,7 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
         if "time" in ds.coords:
             fields["t"] = (("time",), ds["time"].values)
         for key, val in ds.attrs.items():
-            if key != "task_id" and np.isscalar(val):
+            if isinstance(val, int | float | np.number) and not isinstance(val, bool):
                 fields[key] = ((), np.asarray(val))
         per_task.append(fields)
     out = {}
