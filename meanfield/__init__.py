@@ -13,6 +13,8 @@ from .data import DataLaw as DataLaw
 from .data import make_data as make_data
 from .errors import ConfigError as ConfigError
 from .errors import NumericalError as NumericalError
+from .limit import Limit as Limit
+from .limit import solve_limit as solve_limit
 from .models import Model as Model
 from .models import drift as drift
 from .models import make_model as make_model
@@ -20,15 +22,19 @@ from .models import mean_field as mean_field
 from .models import noise_sample as noise_sample
 from .particles import Trajectory as Trajectory
 from .particles import simulate as simulate
+from .rates import RateFit as RateFit
+from .rates import fit_rate as fit_rate
 from .schedule import gamma_alpha_n as gamma_alpha_n
 from .schedule import make_schedule as make_schedule
 from .store import load_results as load_results
 from .store import trajectory_dataset as trajectory_dataset
 from .sweep import run_sweep as run_sweep
+from .wasserstein import w2 as w2
 
 __all__ = [
-    "Config", "ConfigError", "DataLaw", "Model", "NumericalError", "Trajectory",
-    "drift", "gamma_alpha_n", "load_config", "make_data", "make_model", "make_schedule",
-    "load_results", "mean_field", "noise_sample", "parse_config", "run_sweep", "simulate",
-    "to_toml", "trajectory_dataset", "with_values",
+    "Config", "ConfigError", "DataLaw", "Limit", "Model", "NumericalError", "RateFit",
+    "Trajectory", "drift", "fit_rate", "gamma_alpha_n", "load_config", "load_results",
+    "make_data", "make_model", "make_schedule", "mean_field", "noise_sample", "parse_config",
+    "run_sweep", "simulate", "solve_limit", "to_toml", "trajectory_dataset", "w2",
+    "with_values",
 ]
