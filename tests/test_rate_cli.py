@@ -87,3 +87,26 @@ def test_convergence_rate_script_resumes_finished_dir(rate_dir):
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     assert (rate_dir / "rate.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_closed_form_rate_study(tmp_path):
+    """The shipped closed-form study (THEORY.md §6, 256 replicas, N = 100 … 10⁴, ≈ 4 min):
+    slope −0.5 ± 0.03 and E_N within 3 bootstrap standard errors of sqrt(tr(AΣ₀Aᵀ)/N)
+    at every N, A = I − (I − ηQ)^{n_T}."""
+    root = SCRIPTS.parent
+    out = tmp_path / "cf"
+    cfg = root / "scripts" / "configs" / "rate_closed_form.toml"
+    assert main(["rate", str(cfg), "--out", str(out),
+                 "--set", f'data.path="{root / "data" / "closed_form.npz"}"']) == 0
+    r = json.loads((out / "rate.json").read_text())
+    c = r["coupling"]
+    assert abs(c["slope"] + 0.5) <= 0.03
+    x = np.load(root / "data" / "closed_form.npz")["x"]
+    Q = x.T @ x / len(x)
+    eta, n = 0.05, 40
+    A = np.eye(2) - np.linalg.matrix_power(np.eye(2) - eta * Q, n)
+    exact = np.sqrt(np.trace(A @ (0.49 * np.eye(2)) @ A.T) / np.asarray(r["N"]))
+    ci = np.asarray(c["ci"])
+    se = (ci[:, 1] - ci[:, 0]) / (2 * 1.96)
+    assert np.all(np.abs(np.asarray(c["mean"]) - exact) <= 3 * se)

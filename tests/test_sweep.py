@@ -198,3 +198,16 @@ def test_ctrl_c_keeps_finished_tasks_exit_130(tmp_path):
 
     statuses = [t["status"] for t in json.loads((out / "manifest.json").read_text())["tasks"]]
     assert statuses.count("done") == len(kept)
+
+
+def test_coupled_sweep_adds_coupling_per_task(tmp_path):
+    cfg_path = tmp_path / "c.toml"
+    cfg_path.write_text('[data]\nn = 8\n[dynamics]\nmode = "ode"\nT = 0.1\nsnapshots = 2\n'
+                        '[schedule]\ngamma = 0.05\n[run]\nseeds = 2\n[limit]\n'
+                        'method = "quadrature"\n[sweep]\n"run.N" = [10, 40]\n')
+    out = tmp_path / "out"
+    assert main(["run", str(cfg_path), "--out", str(out), "--couple"]) == 0
+    res = load_results(out)
+    assert res["coupling_sq"].dims == ("N", "replica", "neuron")
+    assert np.all(np.isfinite(res["coupling_sq"].sel(N=40).values))
+    assert np.all(np.isnan(res["coupling_sq"].sel(N=10).values[:, 10:]))
