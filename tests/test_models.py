@@ -202,3 +202,27 @@ def test_shared_noise_cross_covariance(act, layers, loss, C, rng, ref, make_hand
     # jointly Gaussian: Var(S_il) ≈ (Σa_ii Σb_ll + C_il²) / n; 5σ each
     se = np.sqrt((np.outer(va, vb) + cross**2) / n)
     assert np.all(np.abs(S - cross) <= 5 * se + 1e-15), (S, cross, se)
+
+
+@pytest.mark.parametrize(("act", "layers", "loss", "C"), COMBOS, ids=IDS)
+def test_noise_covariance_matches_reference(act, layers, loss, C, rng, ref, make_hand_data):
+    data = make_hand_data(rng, 13, P_DIM, C, loss)
+    model = build(act, layers, loss, C, 0.3, data)  # l2 must not enter Σ
+    N = 2 * models.BLOCK + 37  # several blocks, one partial
+    W = rng.normal(0.0, 0.8, (N, model.dim))
+    u = ref.mean_field(W, data.x, layers, act, C)
+    sig = models.noise_covariance(W, u, data, model)
+    assert sig.shape == (N, model.dim, model.dim)
+    want = np.stack([ref.noise_cov(w, u, data.x, data.y, data.p, layers, act, loss, C)
+                     for w in W])
+    np.testing.assert_allclose(sig, want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(sig, np.swapaxes(sig, 1, 2))
+    assert np.all(np.linalg.eigvalsh(sig) > -1e-12)
+
+
+def test_noise_covariance_single_atom_is_zero(rng, make_hand_data):
+    data = make_hand_data(rng, 1, 2, 1, "squared")
+    model = build("tanh", "both", "squared", 1, 0.0, data)
+    W = rng.normal(size=(5, model.dim))
+    u = models.mean_field(W, data.x, model)
+    np.testing.assert_array_equal(models.noise_covariance(W, u, data, model), 0.0)
