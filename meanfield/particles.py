@@ -422,6 +422,21 @@ def replica_streams(config) -> tuple[list[np.random.Generator], np.ndarray]:
     return [np.random.default_rng(s) for s in init], keys
 
 
+def init_scales(config, model: Model) -> np.ndarray:
+    """(D,) per-coordinate scale of μ₀: std (normal) or half-width (uniform).
+
+    ``init.scale_a`` / ``init.scale_b`` override ``init.scale`` for the output / input
+    weights when layers = both.
+    """
+    ini = config.init
+    scale = np.full(model.dim, ini.scale)
+    q = model.offset
+    if q:
+        scale[:q] = ini.scale if ini.scale_a is None else ini.scale_a
+        scale[q:] = ini.scale if ini.scale_b is None else ini.scale_b
+    return scale
+
+
 def initial_particles(config, model: Model, rng: np.random.Generator, N: int) -> np.ndarray:
     """Draw N i.i.d. particles (N, D) from μ₀ as ``[init]`` describes (float64)."""
     ini = config.init
@@ -437,10 +452,7 @@ def initial_particles(config, model: Model, rng: np.random.Generator, N: int) ->
         lim = np.full(D, 1.0 / math.sqrt(p))
         lim[:nb_a] = 1.0 / math.sqrt(N)
         return rng.uniform(-1.0, 1.0, size=(N, D)) * lim
-    scale = np.full(D, ini.scale)
-    if nb_a:
-        scale[:nb_a] = ini.scale if ini.scale_a is None else ini.scale_a
-        scale[nb_a:] = ini.scale if ini.scale_b is None else ini.scale_b
+    scale = init_scales(config, model)
     if ini.kind == "uniform":
         return rng.uniform(-1.0, 1.0, size=(N, D)) * scale
     return rng.standard_normal((N, D)) * scale

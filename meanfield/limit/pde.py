@@ -51,6 +51,7 @@ from scipy.special import ndtr
 
 from .. import models
 from ..errors import ConfigError, NumericalError
+from ..particles import init_scales
 from ..schedule import gamma_alpha_n, omega
 from . import Limit
 
@@ -73,14 +74,7 @@ def _initial_law(config, model) -> list[tuple[str, float]]:
         msg = (f"init.kind = {ini.kind!r} is not supported by limit.method = 'pde' "
                "(its law is not a fixed density); use 'normal' or 'uniform'")
         raise ConfigError(msg)
-    scales = []
-    for d in range(model.dim):
-        s = ini.scale
-        if model.layers == models.LAYERS["both"]:
-            alt = ini.scale_a if d < model.offset else ini.scale_b
-            s = s if alt is None else alt
-        scales.append((ini.kind, float(s)))
-    return scales
+    return [(ini.kind, float(s)) for s in init_scales(config, model)]
 
 
 def _axis_masses(edges: np.ndarray, kind: str, scale: float) -> np.ndarray:

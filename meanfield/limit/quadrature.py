@@ -15,21 +15,11 @@ from numpy.polynomial.legendre import leggauss
 
 from ..errors import ConfigError, NumericalError
 from ..models import Model, drift, mean_field
+from ..particles import init_scales
 from ..schedule import omega
 from . import Limit
 
 TENSOR_MAX = 2**18  # nodes of a tensor rule; beyond, quasi-Monte Carlo
-
-
-def init_scales(config, model: Model) -> np.ndarray:
-    """(D,) per-coordinate scale of μ₀ (std for normal, half-width for uniform)."""
-    ini = config.init
-    scale = np.full(model.dim, ini.scale)
-    q = model.offset
-    if q:
-        scale[:q] = ini.scale if ini.scale_a is None else ini.scale_a
-        scale[q:] = ini.scale if ini.scale_b is None else ini.scale_b
-    return scale
 
 
 def nodes(config, model: Model) -> tuple[np.ndarray, np.ndarray]:
