@@ -24,6 +24,7 @@ from .particles import Trajectory as Trajectory
 from .particles import simulate as simulate
 from .rates import RateFit as RateFit
 from .rates import fit_rate as fit_rate
+from .regimes import run_regimes as run_regimes
 from .schedule import gamma_alpha_n as gamma_alpha_n
 from .schedule import make_schedule as make_schedule
 from .store import load_results as load_results
@@ -35,6 +36,6 @@ __all__ = [
     "Config", "ConfigError", "DataLaw", "Limit", "Model", "NumericalError", "RateFit",
     "Trajectory", "drift", "fit_rate", "gamma_alpha_n", "load_config", "load_results",
     "make_data", "make_model", "make_schedule", "mean_field", "noise_sample", "parse_config",
-    "run_sweep", "simulate", "solve_limit", "to_toml", "trajectory_dataset", "w2",
+    "run_regimes", "run_sweep", "simulate", "solve_limit", "to_toml", "trajectory_dataset", "w2",
     "with_values",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -162,6 +163,46 @@ def _cmd_rate(args) -> int:
           f"{c['slope_ci'][1]:.3f}], theory {c['theory']:.3f}, agrees: {c['agrees']}\n"
           f"  law-level W2 slope {w['slope']:.3f}, floor {w['floor'][0]:.3g} … "
           f"{w['floor'][-1]:.3g} ({w['estimator']})")
+    if summary.get("w2_exact"):
+        e = summary["w2_exact"]
+        print(f"  exact W2 (N ≤ {e['N'][-1]}) slope {e['slope']:.3f}, floor {e['floor'][0]:.3g}"
+              f" … {e['floor'][-1]:.3g}")
+    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    sim = sum(t.get("seconds_simulation", 0.0) for t in tasks)
+    dist = sum(t.get("seconds_distances", 0.0) for t in tasks)
+    if sim or dist:
+        print(f"  time in this call: simulation {sim:.1f} s, distances {dist:.1f} s, "
+              f"limits {sum(t.get('seconds_limit', 0.0) for t in tasks):.1f} s")
+    return EXIT_OK
+
+
+def _cmd_bench(args) -> int:
+    from .bench import run_from_args
+
+    return run_from_args(args)
+
+
+def _cmd_regimes(args) -> int:
+    from .config import load_config, to_toml
+    from .regimes import run_regimes
+
+    config = load_config(args.config, args.set)
+    out = Path(args.out)
+    _prepare_dir(out, to_toml(config), args.fresh)
+    res = run_regimes(config, out, executor=args.executor, workers=args.workers,
+                      scheduler=args.scheduler)
+    print(f"{out}: {len(res['cells'])} cells in {res['seconds']:.1f} s")
+    print("   β     α      γ     M   N range        exponent [95% CI]        theory  agrees"
+          "  limit type")
+    for c in res["cells"]:
+        lo, hi = c["exponent_ci"]
+        print(f"  {c['beta']:4.2f}  {c['alpha']:4.2f}  {c['gamma']:5.3g}  {c['batch']:4d}  "
+              f"{c['N'][0]:>5}–{c['N'][-1]:<7} {c['exponent']:7.3f} [{lo:6.3f}, {hi:6.3f}]  "
+              f"{c['theory']:7.3f}  {'yes' if c['agrees'] else 'NO':>5}   {c['limit_type']}"
+              f"{'' if c['limit_type_agrees'] else ' (theory: ' + c['limit_type_theory'] + ')'}")
+    for d in res["noisy_limits"]:
+        print(f"  β = 1 limit, α = {d['alpha']:g}, γ_α/M = {d['gamma_alpha_over_M']:g}: "
+              f"W2 to the β < 1 limit {d['w2_to_beta_lt_1_limit']:.4f}")
     return EXIT_OK
 
 
@@ -187,6 +228,14 @@ def _parser() -> argparse.ArgumentParser:
     _command(sub, "limit", _cmd_limit, "solve the N → ∞ McKean–Vlasov limit")
     rate = _command(sub, "rate", _cmd_rate, "convergence-rate study: E_N and W2 against N")
     _executor_flags(rate)
+    regimes = _command(sub, "regimes", _cmd_regimes,
+                       "stepsize-regime explorer: a rate study per (β, α, γ, M) cell")
+    _executor_flags(regimes)
+    bench = sub.add_parser("bench", help="time the engine against NumPy / PyTorch / JAX loops")
+    from .bench import add_arguments as _bench_arguments
+
+    _bench_arguments(bench)
+    bench.set_defaults(func=_cmd_bench)
     return ap
 
 

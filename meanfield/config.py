@@ -1,13 +1,13 @@
 """Typed, validated experiment description: TOML in, frozen dataclasses out.
 
-Every key of the six validated sections ([model], [data], [init], [schedule], [dynamics],
-[run]) is declared once, as a dataclass field whose metadata holds its check and a short
-description (``dataclasses.fields(ModelConfig)[0].metadata["doc"]``). Checks run in
-``__post_init__``, so a directly constructed ``Config`` is validated too; every invalid
-input raises :class:`~meanfield.errors.ConfigError` with one line naming the dotted key
-and the allowed values. The optional [sweep] section is kept raw, frozen
-into hashable :class:`FrozenTable` mappings (lists become tuples), until later modules
-define them.
+Every key of the validated sections ([model], [data], [init], [schedule], [dynamics],
+[run], [limit], [regimes]) is declared once, as a dataclass field whose metadata holds its
+check and a short description (``dataclasses.fields(ModelConfig)[0].metadata["doc"]``).
+Checks run in ``__post_init__``, so a directly constructed ``Config`` is validated too;
+every invalid input raises :class:`~meanfield.errors.ConfigError` with one line naming
+the dotted key and the allowed values. The optional [sweep] section is kept raw, frozen
+into hashable :class:`FrozenTable` mappings (lists become tuples), and read by
+:mod:`meanfield.sweep`. [regimes] is written out only when it differs from its defaults.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from meanfield.errors import ConfigError
 
 __all__ = [
     "Config", "DataConfig", "DynamicsConfig", "FrozenTable", "InitConfig", "LimitConfig",
-    "ModelConfig",
+    "ModelConfig", "RegimesConfig",
     "RunConfig", "ScheduleConfig", "load_config", "parse_config", "to_dict", "to_toml",
     "with_values",
 ]
@@ -211,9 +211,48 @@ class LimitConfig(_Section):
     seed: int = _key(0, _int(), "seed of the reference solver")
 
 
+def _list_of(check: Check, *, distinct: bool = True) -> Check:
+    """Check a non-empty list whose every item passes ``check``; stored as a tuple."""
+    def run(key: str, v: Any) -> tuple:
+        if not isinstance(v, list | tuple) or not v:
+            _fail(key, "be a non-empty list", v)
+        items = tuple(check(f"{key}[{i}]", x) for i, x in enumerate(v))
+        if distinct and len(set(items)) != len(items):
+            _fail(key, "list each value once", list(v))
+        return items
+    return run
+
+
+@dataclass(frozen=True)
+class RegimesConfig(_Section):
+    """[regimes]: the grid of ``meanfield regimes`` (THEORY.md §2, §4, §5).
+
+    Cells are β × α × the (γ, M) pairs ``zip(gamma, batch)``. Each cell is a rate study
+    over N from ``N_min`` up to the widest N whose run costs at most ``budget``
+    particle-steps per replica (N · n_T), but over at least ``decades`` decades.
+    """
+
+    section: ClassVar[str] = "regimes"
+    beta: tuple[float, ...] = _key((0.0, 0.25, 0.5, 0.75, 1.0), _list_of(_float(0.0, 1.0)),
+                                   "width exponents β")
+    alpha: tuple[float, ...] = _key((0.0, 0.25), _list_of(_float(0.0, 1.0, hi_open=True)),
+                                    "decay exponents α")
+    gamma: tuple[float, ...] = _key((1.0,), _list_of(_float(0.0, lo_open=True), distinct=False),
+                                    "stepsize constants γ, paired with batch")
+    batch: tuple[int, ...] = _key((1,), _list_of(_int(1), distinct=False),
+                                  "batch sizes M, paired with gamma")
+    N_min: int = _key(30, _int(2), "smallest N of every cell")
+    decades: float = _key(1.5, _float(1.5), "least span of N, in decades")
+    points: int = _key(4, _int(3), "widths per cell (log-spaced)")
+    budget: float = _key(2e6, _float(1.0), "particle-steps N·n_T per replica at the widest N")
+    spread_seeds: int = _key(8, _int(3), "noise seeds of the fixed-W_0 limit-type study")
+    ratios: tuple[float, ...] = _key((1.0, 0.3, 0.1, 0.03), _list_of(_float(0.0, lo_open=True)),
+                                     "γ_α/M values of the β = 1 limits compared with β < 1")
+
+
 _SECTIONS: dict[str, type[_Section]] = {
     c.section: c for c in (ModelConfig, DataConfig, InitConfig, ScheduleConfig,
-                           DynamicsConfig, RunConfig, LimitConfig)}
+                           DynamicsConfig, RunConfig, LimitConfig, RegimesConfig)}
 _RAW_SECTIONS = ("sweep",)
 
 
@@ -281,6 +320,7 @@ class Config:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     run: RunConfig = field(default_factory=RunConfig)
     limit: LimitConfig = field(default_factory=LimitConfig)
+    regimes: RegimesConfig = field(default_factory=RegimesConfig)
     sweep: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -308,6 +348,9 @@ class Config:
              f"data.quadrature = true requires data.input_dim = 1, got {d.input_dim}"),
             (d.kind == "file" and d.path is None, "data.kind = 'file' requires data.path"),
             (i.kind == "dirac" and i.point is None, "init.kind = 'dirac' requires init.point"),
+            (len(self.regimes.gamma) != len(self.regimes.batch),
+             f"regimes.gamma and regimes.batch must have the same length (they are paired), "
+             f"got {len(self.regimes.gamma)} and {len(self.regimes.batch)}"),
             (i.kind != "dirac" and i.point is not None,
              f"init.point is only allowed with init.kind = 'dirac', got {i.kind!r}"),
         ]
@@ -431,11 +474,19 @@ def _plain(v: Any) -> Any:
     return v
 
 
+_OPTIONAL_SECTIONS = ("regimes",)  # omitted when at their defaults (used by one command)
+
+
 def to_dict(config: Config) -> dict[str, Any]:
-    """Return ``config`` as nested plain dicts and lists, with None values omitted."""
+    """Return ``config`` as nested plain dicts and lists, with None values omitted.
+
+    [regimes], read only by ``meanfield regimes``, is omitted while it holds its defaults.
+    """
     out: dict[str, Any] = {}
     for name in _SECTIONS:
         section = getattr(config, name)
+        if name in _OPTIONAL_SECTIONS and section == type(section)():
+            continue
         out[name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)
                      if getattr(section, f.name) is not None}
     for name in _RAW_SECTIONS:
@@ -453,9 +504,9 @@ def with_values(config: Config, values: Mapping[str, Any]) -> Config:
     for dotted, value in values.items():
         section, name = _split_key(dotted)
         if value is None:
-            tables[section].pop(name, None)
+            tables.get(section, {}).pop(name, None)
         else:
-            tables[section][name] = value
+            tables.setdefault(section, {})[name] = value
     return parse_config(tables)
 
 

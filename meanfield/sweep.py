@@ -149,52 +149,135 @@ def limit_law(limit, si: int = -1) -> tuple[np.ndarray, np.ndarray]:
     return pts[keep], mass[keep] / mass[keep].sum()
 
 
-def rate_task(config: Config, *, progress: bool = False) -> xr.Dataset:
+LAW_REPLICAS = 16         # replicas that get the law-level and marginal W2 (NaN for others)
+EXACT_MAX_N = 5000        # exact (network-simplex) law-level W2 up to this N in D >= 2
+EXACT_REPLICAS = 4        # replicas that get it (it costs O(N · EXACT_LIMIT_POINTS) each)
+EXACT_LIMIT_POINTS = 2500  # the limit law is sampled down to this many points for it
+
+
+_LIMITS: dict[str, object] = {}  # per-process memo of solved limits (see cached_limit)
+
+
+def cached_limit(config: Config, data=None):
+    """Solve ``config``'s limit once per process and reuse it for equal limit problems.
+
+    The key is the config with everything the limit does not depend on reset: the run
+    section (N, replicas, seed) always, and for a deterministic limit (β < 1 or mode ode)
+    also γ, β, M and the noise settings — the MV ODE is the same for all of them
+    (THEORY.md §4). A regime study solves each distinct limit once per worker.
+    """
+    from .limit import is_deterministic, solve_limit
+
+    reset = {"run.N": None, "run.seeds": None, "run.seed": None}
+    if is_deterministic(config):
+        reset.update({"schedule.beta": 0.0, "schedule.gamma": None, "schedule.batch": None,
+                      "dynamics.mode": "ode", "dynamics.noise": None,
+                      "dynamics.sampling": None, "dynamics.dt_factor": None})
+    key = to_toml(replace(with_values(config, reset), sweep=None))
+    if key not in _LIMITS:
+        if len(_LIMITS) >= 8:
+            _LIMITS.pop(next(iter(_LIMITS)))
+        _LIMITS[key] = solve_limit(config, data=data)
+    return _LIMITS[key]
+
+
+def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> xr.Dataset:
     """Run one point of ``meanfield rate``: limit, coupled simulation, law-level distances.
 
     Per replica: the mean over neurons of sup_t |W^{k,N} − W^{k,⋆}|² (``coupling``), the
-    RMS output error at T, the law-level W2 of ν^N_T against λ_T (exact 1-D for D = 1,
+    RMS output error at T; for the first ``LAW_REPLICAS`` replicas (NaN for the others)
+    the law-level W2 of ν^N_T against λ_T (exact 1-D for D = 1,
     sliced W2 with 200 directions seeded by ``limit.seed`` otherwise — the same estimator
-    at every N of a study) and the exact W2 of each one-coordinate marginal.  The floor of
-    each estimator (N i.i.d. draws of λ_T against λ_T, 8 repetitions) rides along.
+    at every N of a study), for D ≥ 2 and N ≤ ``EXACT_MAX_N`` also the exact W2
+    (``ot.emd2``, first ``EXACT_REPLICAS`` replicas, NaN for the others and above) against
+    λ_T sampled down to ``EXACT_LIMIT_POINTS`` points (:func:`~meanfield.wasserstein.compress`),
+    and the exact W2 of each one-coordinate marginal. The floor of each estimator (N
+    i.i.d. draws of λ_T against the same representation of λ_T, 8 repetitions; 3 for the
+    exact one) rides along, and so do replica 0's particles
+    at T (``W_final``). Wall times of the limit, the simulation and the distances go to
+    ``attrs["seconds_*"]``, which the runner moves to the manifest.
     """
     from .data import make_data
-    from .limit import solve_limit
     from .particles import simulate
-    from .wasserstein import projection_set, w2_1d, w2_sliced
+    from .wasserstein import compress, projection_set, sliced_reference, w2_1d, w2_exact, w2_sliced
 
+    t0 = time.perf_counter()
     data = make_data(config)
-    limit = solve_limit(config, data=data)
+    limit = cached_limit(config, data)
+    t1 = time.perf_counter()
     traj = simulate(config, data=data, limit=limit, progress=progress)
+    t2 = time.perf_counter()
     pts, wts = limit_law(limit)
     R, N, D = config.run.seeds, config.run.N, traj.W.shape[-1]
-    proj = projection_set(D, 200, config.limit.seed) if D > 1 else None
+    ref = (sliced_reference(pts, wts, projections=projection_set(D, 200, config.limit.seed))
+           if D > 1 else None)
 
-    def law_w2(x, a=None):
-        return w2_1d(x, pts, a, wts) if D == 1 else w2_sliced(x, pts, a, wts,
-                                                               projections=proj)
+    def law_w2(x):
+        return w2_1d(x, pts, None, wts) if D == 1 else w2_sliced(x, ref)
 
-    w2 = np.array([law_w2(traj.W[r, -1]) for r in range(R)])
-    marg = np.array([[w2_1d(traj.W[r, -1, :, q], pts[:, q], None, wts) for q in range(D)]
-                     for r in range(R)])
+    w2, marg = np.full(R, np.nan), np.full((R, D), np.nan)
+    for r in range(min(R, LAW_REPLICAS)):
+        w2[r] = law_w2(traj.W[r, -1])
+        marg[r] = [w2_1d(traj.W[r, -1, :, q], pts[:, q], None, wts) for q in range(D)]
     rng = np.random.default_rng(np.random.SeedSequence([config.limit.seed, N]))
     draws = [pts[rng.choice(len(pts), size=N, p=wts)] for _ in range(8)]
     floor = np.array([law_w2(x) for x in draws])
     mfloor = np.array([[w2_1d(x[:, q], pts[:, q], None, wts) for q in range(D)]
                        for x in draws])
+    w2x = np.full(R, np.nan)
+    efloor = np.full(3, np.nan)
+    if exact and D > 1 and N <= EXACT_MAX_N:
+        cpts, cwts = compress(pts, wts, EXACT_LIMIT_POINTS, rng=np.random.default_rng(
+            np.random.SeedSequence([config.limit.seed, 1])), drop_mass=1e-6)
+        for r in range(min(R, EXACT_REPLICAS)):
+            w2x[r] = w2_exact(traj.W[r, -1], cpts, None, cwts)
+        efloor = np.array([w2_exact(x, cpts, None, cwts) for x in draws[:3]])
+    t3 = time.perf_counter()
     return xr.Dataset({
         "coupling": (("replica",), traj.coupling_sq.mean(axis=1)),
         "output_error": (("replica",), traj.output_error[:, -1]),
         "w2": (("replica",), w2),
+        "w2_exact": (("replica",), w2x),
         "w2_marginal": (("replica", "param"), marg),
         "floor": ((), floor.mean()),
         "floor_std": ((), floor.std(ddof=1)),
+        "floor_exact": ((), efloor.mean()),
+        "floor_exact_std": ((), efloor.std(ddof=1)),
         "floor_marginal": (("param",), mfloor.mean(axis=0)),
-    }, attrs={"limit_method": limit.method, "estimator": "1d" if D == 1 else "sliced"})
+        "W_final": (("neuron", "param"), traj.W[0, -1]),
+    }, attrs={"limit_method": limit.method, "estimator": "1d" if D == 1 else "sliced",
+              "seconds_limit": t1 - t0, "seconds_simulation": t2 - t1,
+              "seconds_distances": t3 - t2})
+
+
+def regime_task(config: Config, *, progress: bool = False) -> xr.Dataset:
+    """Run one (cell, N) point of ``meanfield regimes``.
+
+    The variables of :func:`rate_task` (without the exact W2), plus the limit-type study
+    (THEORY.md §5): ``regimes.spread_seeds`` one-replica runs from one fixed W_0
+    (``init.seed`` = ``run.seed``) that differ only in their noise seeds (``run.seed``);
+    ``spread`` (spread_replica,) is each run's squared deviation from the across-run mean,
+    summed over parameters, averaged over neurons and scaled by S/(S − 1), so its mean is
+    the across-seed variance of W^{k,N}_T.
+    """
+    from .particles import simulate
+
+    ds = rate_task(config, progress=progress, exact=False)
+    t0 = time.perf_counter()
+    S = config.regimes.spread_seeds
+    # One replica per run: init.seed fixes W_0 (replica 0's initial stream) in every run,
+    # run.seed alone changes the noise.
+    W = np.stack([simulate(with_values(config, {"init.seed": config.run.seed, "run.seeds": 1,
+                                                "run.seed": config.run.seed + 1 + s}),
+                           progress=progress).W[0, -1] for s in range(S)])   # (S, N, D)
+    dev = ((W - W.mean(axis=0)) ** 2).sum(axis=2).mean(axis=1) * S / (S - 1)
+    ds["spread"] = (("spread_replica",), dev)
+    ds.attrs["seconds_simulation"] += time.perf_counter() - t0
+    return ds
 
 
 TASKS: dict[str, Callable[..., xr.Dataset]] = {"run": run_task, "couple": couple_task,
-                                               "rate": rate_task}
+                                               "rate": rate_task, "regime": regime_task}
 
 
 def _execute(kind: str, toml_text: str, threads: int, progress: bool = False
@@ -211,7 +294,8 @@ def _execute(kind: str, toml_text: str, threads: int, progress: bool = False
     config = parse_config(tomllib.loads(toml_text))
     ds = TASKS[kind](config, progress=progress)
     ds.attrs["task_id"] = task_id(config)
-    info = {"seconds": time.perf_counter() - start, "host": platform.node(),
+    timings = {k: ds.attrs.pop(k) for k in list(ds.attrs) if k.startswith("seconds_")}
+    info = {"seconds": time.perf_counter() - start, **timings, "host": platform.node(),
             "pid": os.getpid(), "threads": numba.get_num_threads(),
             "finished": datetime.now(UTC).isoformat(timespec="seconds")}
     return bytes(ds.to_netcdf(engine="scipy")), info
@@ -325,7 +409,27 @@ def run_sweep(config: Config, out: str | os.PathLike, *, kind: str = "run",
     xarray.Dataset
         The gathered results (also written to ``out/results.nc``).
     """
-    from .store import gather, manifest, write_json, write_netcdf
+    from .store import gather, write_netcdf
+
+    tasks = expand(config)
+    done = run_tasks(tasks, out, kind=kind, executor=executor, workers=workers,
+                     scheduler=scheduler, progress=progress)
+    results = gather(tasks, done, axes(config))
+    write_netcdf(results, Path(out) / "results.nc")
+    return results
+
+
+def run_tasks(tasks: list[Task], out: str | os.PathLike, *, kind: str = "run",
+              executor: str = "serial", workers: int | None = None,
+              scheduler: str | None = None, progress: bool | None = None
+              ) -> list[xr.Dataset]:
+    """Run the unfinished ones of ``tasks`` into ``out/tasks``; return every task's dataset.
+
+    The engine of :func:`run_sweep`, for callers that build their own task list
+    (``meanfield regimes``). Writes ``out/manifest.json`` (also when interrupted).
+    Parameters as in :func:`run_sweep`.
+    """
+    from .store import manifest, write_json
 
     if executor not in EXECUTORS:
         msg = f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}"
@@ -334,7 +438,6 @@ def run_sweep(config: Config, out: str | os.PathLike, *, kind: str = "run",
         msg = f"--workers must be an integer >= 1, got {workers}"
         raise ConfigError(msg)
     out = Path(out)
-    tasks = expand(config)
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     for stale in (out / "tasks").glob(".*.tmp"):
         stale.unlink()
@@ -379,9 +482,7 @@ def run_sweep(config: Config, out: str | os.PathLike, *, kind: str = "run",
                             tasks=[{"id": t.id, **{k: _plain(v) for k, v in t.values.items()},
                                     **status[t.id]} for t in tasks]),
                    out / "manifest.json")
-    results = gather(tasks, [load_task(task_path(out, t)) for t in tasks], axes(config))
-    write_netcdf(results, out / "results.nc")
-    return results
+    return [load_task(task_path(out, t)) for t in tasks]
 
 
 def _plain(v):

@@ -157,7 +157,7 @@ def test_unknown_key_and_section():
     _raises(r"^unknown key model\.foo \(allowed: activation, l2, layers, loss\)$",
             {"model": {"foo": 1}})
     msg = _raises(r"^unknown section \[bar\] \(allowed: data, dynamics, init, limit, model, "
-                  r"run, schedule, sweep\)$", {"bar": {}})
+                  r"regimes, run, schedule, sweep\)$", {"bar": {}})
     assert "[bar]" in msg
     _raises(r"\[model\] must be a table", {"model": 3})
     _raises(r"\[sweep\] must be a table", {"sweep": [1, 2]})
@@ -283,3 +283,17 @@ def test_with_values():
 def test_sweep_values_must_be_toml_values():
     with pytest.raises(ConfigError, match=r"sweep\.\"a b\" must be a TOML value"):
         parse_config({"sweep": {"a b": None}})
+
+
+def test_regimes_section():
+    cfg = parse_config({"regimes": {"beta": [0.5, 1], "gamma": [1, 0.1], "batch": [1, 10]}})
+    assert cfg.regimes.beta == (0.5, 1.0)
+    assert cfg.regimes.batch == (1, 10)
+    assert "regimes" in to_dict(cfg)
+    assert "regimes" not in to_dict(Config())
+    assert parse_config(tomllib.loads(to_toml(cfg))) == cfg
+    _raises(r"^regimes\.beta\[1\] must lie in \[0, 1\], got 2$", {"regimes": {"beta": [0, 2]}})
+    _raises(r"^regimes\.alpha must list each value once", {"regimes": {"alpha": [0, 0]}})
+    _raises(r"^regimes\.decades must be >= 1\.5", {"regimes": {"decades": 1}})
+    _raises(r"^regimes\.gamma and regimes\.batch must have the same length",
+            {"regimes": {"gamma": [1, 2]}})

@@ -60,6 +60,17 @@ def test_rate_writes_contract(rate_dir):
     # coupling.mean is E_N: sqrt of the mean over replicas of the per-replica mean sup error
     np.testing.assert_allclose(r["coupling"]["mean"],
                                np.sqrt(res["coupling"].mean("replica").values), rtol=1e-12)
+    # the exact (emd2) law-level W2 on the first replicas, with its own floor
+    e = r["w2_exact"]
+    assert e["N"] == [30, 100, 300]
+    assert e["estimator"].startswith("exact")
+    assert np.all(np.isfinite(e["mean"]))
+    assert np.all(np.asarray(e["floor"]) > 0)
+    assert np.isfinite(res["w2_exact"].values).sum() == 3 * 4  # EXACT_REPLICAS = 4 = seeds
+    # timings live in the manifest, never in the results
+    tasks = json.loads((rate_dir / "manifest.json").read_text())["tasks"]
+    assert all(t["seconds_simulation"] > 0 and t["seconds_distances"] > 0 for t in tasks)
+    assert not any(k.startswith("seconds") for k in res.attrs)
 
 
 def test_rate_needs_an_n_axis(tmp_path, capsys):

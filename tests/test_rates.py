@@ -37,6 +37,18 @@ def test_two_term_fit_recovers_exponent():
     assert fit.two_term["e"] == pytest.approx(-e_true, abs=1e-3)
     assert fit.two_term["c1"] == pytest.approx(0.5, rel=1e-2)
     assert fit.theory == -0.25
+    assert fit.two_term["asymptotic"] == pytest.approx(-e_true, abs=1e-3)
+
+
+def test_two_term_fit_with_a_faster_noise_term():
+    # β = 0, α = 1/4: noise term N^{-2/3} on top of the chaos term N^{-1/2}; the plain slope
+    # is steeper than -1/2 at small N, the fitted curve's large-N slope is -1/2.
+    ns = np.array([20, 63, 200, 632, 2000])
+    E = 0.2 * ns ** -0.5 + 1.0 * ns ** (-2 / 3)
+    fit = fit_rate(ns, [np.full(3, v ** 2) for v in E], beta=0.0, alpha=0.25)
+    assert fit.slope < -0.55
+    assert fit.two_term["e"] == pytest.approx(-2 / 3, abs=1e-3)
+    assert fit.two_term["asymptotic"] == -0.5
 
 
 @pytest.mark.parametrize("bad", [([100], [np.ones(3)]), ([100, 100], [np.ones(3)] * 2),

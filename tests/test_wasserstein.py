@@ -10,9 +10,11 @@ from scipy.stats import norm
 from meanfield.errors import NumericalError
 from meanfield.wasserstein import (
     ConvergenceError,
+    compress,
     floor,
     projection_set,
     sinkhorn_divergence,
+    sliced_reference,
     w2,
     w2_1d,
     w2_exact,
@@ -218,3 +220,65 @@ def test_floor_decays_like_inverse_sqrt_n():
     large, std = floor((points, weights), 1600, reps=30, rng=np.random.default_rng(2))
     assert std > 0
     assert 2.5 <= small / large <= 6.0  # sqrt(1600 / 100) = 4, up to log-log factors
+
+
+# ----------------------------------------------------------------------------- compress
+def test_compress_drops_only_negligible_mass(rng):
+    pts = rng.standard_normal((50, 2))
+    w = np.concatenate([np.full(40, 1e-13), _weights(rng, 10)])
+    w /= w.sum()
+    cp, cw = compress(pts, w, 100, rng=rng)
+    assert cp.shape == (10, 2)
+    np.testing.assert_array_equal(cp, pts[40:])
+    np.testing.assert_allclose(cw, w[40:] / w[40:].sum(), rtol=1e-12)
+    same_p, same_w = compress(pts, w, 100, rng=rng, drop_mass=0.0)
+    assert same_p.shape == (50, 2)
+    assert abs(same_w.sum() - 1) < 1e-12
+
+
+def test_compress_samples_a_large_grid_without_bias():
+    # A 300x300 grid density of N(0, I): compressed to 2000 points, the exact W2 back to a
+    # fine sample of the same law is at the sampling floor of a 2000-point sample.
+    c = np.linspace(-5, 5, 300)
+    gx, gy = np.meshgrid(c, c, indexing="ij")
+    pts = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    w = np.exp(-0.5 * (pts ** 2).sum(axis=1))
+    w /= w.sum()
+    cp, cw = compress(pts, w, 2000, rng=np.random.default_rng(3))
+    assert cp.shape == (2000, 2)
+    assert np.allclose(cw, 1 / 2000)
+    np.testing.assert_allclose(cp.mean(axis=0), 0.0, atol=4 * np.sqrt(1 / 2000))
+    np.testing.assert_allclose(np.cov(cp.T), np.eye(2), atol=6 * np.sqrt(2 / 2000))
+    ref = floor((pts, w), 2000, reps=5, rng=np.random.default_rng(4), method="sliced")
+    got = w2_sliced(cp, pts, None, w, projections=projection_set(2, 200, 0))
+    assert got <= ref[0] + 4 * ref[1]
+
+
+def test_compress_bad_inputs(rng):
+    pts = rng.standard_normal((5, 2))
+    with pytest.raises(ValueError, match="max_points"):
+        compress(pts, None, 0, rng=rng)
+    with pytest.raises(ValueError, match="drop_mass"):
+        compress(pts, None, 3, rng=rng, drop_mass=1.0)
+    with pytest.raises(ValueError, match="weights must sum to 1"):
+        compress(pts, np.full(5, 0.3), 3, rng=rng)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sliced_equals_mean_of_1d_terms(rng, weighted):
+    # Independent path: w2_1d (merged breakpoints) on each projection, against the
+    # partial-moment formula of SlicedReference; ties included (rounded points).
+    x = np.round(rng.standard_normal((300, 2)), 1)
+    y = rng.standard_normal((700, 2)) * 1.3 + 0.2
+    a = _weights(rng, 300) if weighted else None
+    b = _weights(rng, 700)
+    th = projection_set(2, 50, 4)
+    direct = np.sqrt(np.mean([w2_1d(x @ t, y @ t, a, b) ** 2 for t in th]))
+    assert w2_sliced(x, y, a, b, projections=th) == pytest.approx(direct, rel=1e-10)
+    ref = sliced_reference(y, b, projections=th)
+    assert w2_sliced(x, ref, a) == pytest.approx(direct, rel=1e-10)
+    assert w2_sliced(y, sliced_reference(y, b, projections=th), b) < 1e-6
+    with pytest.raises(ValueError, match="pass neither b nor projections"):
+        w2_sliced(x, ref, a, b)
+    with pytest.raises(ValueError, match="same dimension"):
+        w2_sliced(rng.standard_normal((5, 3)), ref)

@@ -1,0 +1,31 @@
+"""Stepsize-regime explorer (thin entry point to `meanfield regimes`).
+
+    python scripts/stepsize_regimes.py [CONFIG] --out DIR [--set key=value ...]
+                                       [--executor serial|processes|dask] [--workers K]
+
+CONFIG defaults to scripts/configs/regimes_quick.toml (β ∈ {0, ¼, ½, ¾, 1} × α ∈ {0, ¼} on
+the toy model, about 10 minutes on 2 cores); scripts/configs/regimes_paper.toml is the
+paper's grid. Writes regimes.json, limits.json, results.nc, regimes_exponent.png,
+regimes_limit_type.png and limits.png into DIR; a rerun on DIR resumes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from meanfield.cli import main as cli_main
+
+DEFAULT = Path(__file__).resolve().parent / "configs" / "regimes_quick.toml"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``meanfield regimes`` with the default config unless one is given first."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        argv.insert(0, str(DEFAULT))
+    return cli_main(["regimes", *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
