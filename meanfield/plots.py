@@ -178,7 +178,9 @@ def _cell_grid(summary: list[dict]):
 def _heatmap(ax, values, text, betas, labels, *, cmap, vmin, vmax, title, cbar_label):
     im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
     for (i, j), t in np.ndenumerate(text):
-        ax.text(j, i, t, ha="center", va="center", fontsize=7)
+        r, g, b, _ = im.cmap(im.norm(values[i, j])) if np.isfinite(values[i, j]) else (1,) * 4
+        ax.text(j, i, t, ha="center", va="center", fontsize=7,
+                color="w" if 0.299 * r + 0.587 * g + 0.114 * b < 0.45 else "k")
     ax.set_xticks(range(len(labels)), labels, fontsize=8)
     ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
     ax.set_ylabel("β")
@@ -224,7 +226,8 @@ def plot_regimes(summary: list[dict], exponent_path: str | os.PathLike,
     fig.savefig(exponent_path, dpi=110)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(6 + w, 4.5), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(6 + w, 4.5 + 0.12 * len(summary)),
+                             constrained_layout=True)
     styles = ["-", "--", ":", "-."]
     alphas = sorted({c["alpha"] for c in summary})
     for c in summary:
@@ -240,7 +243,7 @@ def plot_regimes(summary: list[dict], exponent_path: str | os.PathLike,
     axes[0].set_xlabel("N (neurons)")
     axes[0].set_ylabel("across-seed variance of W_T (fixed W_0)")
     axes[0].set_title("→ 0: deterministic limit; flat: stochastic", fontsize=10)
-    axes[0].legend(fontsize=6, loc="lower left")
+    axes[0].legend(fontsize=6, loc="upper left", bbox_to_anchor=(0.0, -0.14), ncol=2)
     _heatmap(axes[1], var_v, var_t, betas, labels, cmap="viridis", vmin=-1.0, vmax=0.1,
              title="variance exponent and measured limit type",
              cbar_label="slope of log variance")

@@ -30,7 +30,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-import ot
 from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 
@@ -199,6 +198,8 @@ def w2_exact(
     cost = _sqcost(xa, ya)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        import ot  # lazily: POT imports its torch / jax backends when they are installed
+
         value, log = ot.emd2(wa, wb, cost, numItermax=int(num_itermax), log=True)
     if log["warning"] is not None:
         msg = f"ot.emd2 did not reach optimality: {log['warning']} (num_itermax={num_itermax})"

@@ -1,0 +1,131 @@
+"""`meanfield bench`: an end-to-end tiny run, and the NumPy comparator against the engine.
+
+The comparator check feeds the NumPy loop the engine's own initial particles and batch
+draws (``batch_draws`` with the replica key), so both must produce the same weights; the
+loop's single step is also checked against the NumPy oracle of conftest.py.
+"""
+
+import json
+import math
+import os
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from meanfield import bench
+from meanfield.cli import main
+from meanfield.particles import batch_draws, replica_streams, simulate
+
+
+def _finite_numbers(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _finite_numbers(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _finite_numbers(v)
+    elif isinstance(obj, float | int) and not isinstance(obj, bool):
+        yield obj
+
+
+def test_bench_tiny_end_to_end(tmp_path):
+    import numba
+
+    cpus, threads = os.sched_getaffinity(0), numba.get_num_threads()
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "bench.md").write_text("stale\n")  # bench results just overwrite
+    assert main(["bench", "--tiny", "--out", str(out), "--threads", "1"]) == 0
+    assert os.sched_getaffinity(0) == cpus  # pinning and thread counts are restored
+    assert numba.get_num_threads() == threads
+    res = json.loads((out / "bench.json").read_text())
+    assert {"plan", "machine", "peak", "models", "rows", "checks", "targets", "jit"} <= set(res)
+    assert res["plan"]["name"] == "tiny"
+    m = res["machine"]
+    assert m["threads"] == 1
+    assert len(m["cpus_pinned"]) == 1
+    assert m["cores"] >= 1
+    assert m["versions"]["numpy"]
+    for key in ("gflops_float64", "gflops_float32", "gbs_triad"):
+        assert res["peak"][key] > 0
+    assert all(math.isfinite(x) for x in _finite_numbers(res))
+    impls = {(r["workload"], r["impl"], r["mode"]) for r in res["rows"]}
+    assert {("toy", "meanfield", "sgd"), ("toy", "meanfield", "ode"), ("toy", "numpy", "sgd"),
+            ("digits", "meanfield", "sgd"), ("digits", "numpy", "sgd")} <= impls
+    for r in res["rows"]:
+        assert r["sec_per_step"] > 0
+        assert r["particle_steps_per_s"] > 0
+        if r["impl"] == "meanfield":
+            assert r["gflops"] > 0
+            assert r["gbs"] > 0
+            assert r["peak_mem_bytes"] > 0
+    assert res["checks"]
+    assert all(c["agrees"] for c in res["checks"])
+    assert any(t["target"].startswith("toy sgd f64: NumPy") and t["value"] > 0
+               for t in res["targets"])
+    md = (out / "bench.md").read_text()
+    assert "| N | meanfield | NumPy |" in md
+    assert "stale" not in md
+    assert "## Targets" in md
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "bench"
+    assert manifest["plan"] == "tiny"
+
+
+def test_bench_bad_arguments_are_argparse_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--out", str(tmp_path), "--fast"])
+    assert exc.value.code == 2
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["bench", "--tiny", "--out", str(f)]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("workload", "N"), [("toy", 37), ("digits", 23)])
+def test_numpy_comparator_matches_engine_sgd(workload, N, ref):
+    K = 6
+    cfg = bench._config(workload, N, K, snapshots=K + 1)
+    traj = simulate(cfg, save_weights=True)
+    W = traj.W[0]  # (K + 1, N, D): every step
+    from meanfield.data import make_data
+
+    data = make_data(cfg)
+    _, keys = replica_streams(cfg)
+    M = cfg.schedule.batch
+    idx = np.stack([batch_draws(int(keys[0]), n, M, data.p) for n in range(K)])
+    act, loss = cfg.model.activation, cfg.model.loss
+    got = bench.numpy_sgd(W[0], data.x, data.y, idx, bench.GAMMA, act, loss)
+    scale = np.max(np.abs(W[-1] - W[0]))
+    assert scale > 0
+    np.testing.assert_allclose(got - W[0], W[-1] - W[0], rtol=0, atol=1e-9 * scale)
+    # one loop step against the independent NumPy oracle of conftest.py
+    spec = SimpleNamespace(layers="both", act=act, loss=loss, C=data.y.shape[1], l2=0.0)
+    one = bench.numpy_sgd(W[2], data.x, data.y, idx[2:3], bench.GAMMA, act, loss)
+    oracle = ref.sgd_step(W[2], 2, idx[2], data, spec, bench.GAMMA, 0.0)
+    np.testing.assert_allclose(one, oracle, rtol=1e-12, atol=1e-14)
+
+
+def test_targets_pass_fail_and_missing_comparators():
+    def row(workload, impl, N, sec, mode="sgd", dtype="float64", seeds=1):
+        return {"workload": workload, "impl": impl, "N": N, "mode": mode, "dtype": dtype,
+                "seeds": seeds, "sec_per_step": sec}
+
+    rows = [row("toy", "meanfield", 1000, 1e-5), row("toy", "numpy", 1000, 4e-5),
+            row("toy", "jax", 1000, 0.5e-5), row("toy", "meanfield", 1000, 1e-5, mode="sde"),
+            row("toy", "meanfield", 1000, 1e-5, mode="ode"),
+            row("toy", "meanfield", 1000, 6e-5, seeds=8)]
+    res = {"rows": rows, "plan": {"replicas": 8}, "jit": {"kind": "warm",
+                                                          "warm": {"to_first_step_s": 1.0}}}
+    got = {t["target"]: t for t in bench.targets(res)}
+    assert got["toy sgd f64: NumPy / meanfield"]["pass"] is True
+    assert got["toy sgd f64: NumPy / meanfield"]["value"] == pytest.approx(4.0)
+    assert got["toy sgd f64: JAX / meanfield"]["pass"] is False
+    assert got["toy sgd f64: paper's stack / meanfield"]["pass"] is None
+    assert got["toy: sde / ode step time"]["pass"] is True
+    assert got["toy sgd: 8 replicas / 1 replica"]["pass"] is False
+    assert got["warm cache: import + first step (s)"]["pass"] is True
