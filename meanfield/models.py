@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic, overload
 
 LAYERS = {"both": 0, "first": 1}
 ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
@@ -78,20 +81,73 @@ def make_model(config, data) -> Model:
 
 
 BLOCK = 512  # neurons per block: the unit of vectorised and parallel work, and of summation order
+TILE = 4  # atoms per tile (even: a Box–Muller pair never straddles two tiles); each
+# input-weight row of a block is read from memory once per tile of atoms, not per atom
 
 
-@nb.njit(inline="always", **_JIT)
+# ---------------------------------------------------------------- fast elementary functions
+# Numba's math.tanh / math.log / math.sin compile to scalar libm calls that block
+# vectorisation.  The functions below are straight-line polynomial code (no calls, no
+# data-dependent branches) that LLVM vectorises over the neuron lane.  Each keeps the
+# dtype of its argument: float32 arguments use float32 constants and shorter polynomials,
+# so float32 kernels run at twice the vector width.  Accuracies are measured in
+# tests/test_fastmath.py.
+
+_F32 = np.float32
+
+
+@intrinsic
+def _f64_as_i64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64 (an LLVM bitcast, no conversion)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(types.float64), codegen
+
+
+@intrinsic
+def _i64_as_f64(typingctx, i):
+    """Reinterpret the bits of an int64 as a float64 (an LLVM bitcast, no conversion)."""
+    if i != types.int64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.int64), codegen
+
+
+def _like(a, c):
+    """Return c in the dtype of array a (a Numba overload; float64 unless a is float32)."""
+    msg = "_like is a Numba kernel"
+    raise NotImplementedError(msg)  # pragma: no cover
+
+
+@overload(_like, inline="always", jit_options=_JIT)
+def _like_overload(a, c):
+    if isinstance(a, types.Array) and a.dtype == types.float32:
+        return lambda a, c: np.float32(c)
+    return lambda a, c: np.float64(c)
+
+
 def _tanh(x):
-    """Vectorisable tanh from expm1: tanh|x| = −m/(2 + m), m = expm1(−2|x|).
+    """Vectorisable tanh of a float64 or float32 scalar (a Numba overload; see below)."""
+    msg = "_tanh is a Numba kernel"
+    raise NotImplementedError(msg)  # pragma: no cover
+
+
+def _tanh64(x):
+    """Tanh from expm1: tanh|x| = −m/(2 + m), m = expm1(−2|x|) (float64).
 
     expm1(y) for y ∈ [−40, 0] is a degree-16 Taylor polynomial at y/64 followed by six
     exact doublings (m ← m(2 + m)); |x| ≥ 20 gives ±1 as in libm.  Measured error ≤ 6 ulp
     (5.6e-16 absolute) against ``np.tanh`` over [−25, 25] (tests/test_kernels.py); NaN
     propagates.  About 1.4 ns per element vectorised, against 7.9 ns for libm's tanh.
     """
-    a = abs(x)
-    if a > 20.0:
-        a = 20.0
+    a = min(abs(x), 20.0) if x == x else x  # |x| clamped to 20; NaN propagates
     r = a * (-2.0 / 64.0)
     m = 4.779477332387385e-14
     m = m * r + 7.647163731819816e-13
@@ -120,28 +176,148 @@ def _tanh(x):
     return t if x >= 0.0 else -t
 
 
+_T32 = tuple(_F32(c) for c in (1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0,
+                                0.5, 1.0, 2.0, -2.0 / 64.0, 9.1, 0.0))
+
+
+def _tanh32(x):
+    """Tanh from expm1 in float32: tanh|x| = −m/(2 + m), m = expm1(−2|x|).
+
+    expm1(y) for y ∈ [−20, 0] is a degree-7 Taylor polynomial at y/64 (truncation
+    (18.2/64)⁸/8! ≈ 1e-9, below float32 rounding) followed by six doublings
+    m ← m(2 + m); |x| ≥ 9.1 gives ±1 (float32 tanh rounds to ±1 beyond 9.02).  Measured
+    error ≤ 5.4 float32 ulp and ≤ 2.9e-7 absolute against float64 ``np.tanh`` over
+    [−12, 12] (tests/test_fastmath.py); NaN propagates.  All arithmetic is float32.
+    """
+    c7, c6, c5, c4, c3, c2, c1, two, scale, big, zero = _T32
+    a = min(abs(x), big) if x == x else x  # |x| clamped to 9.1; NaN propagates
+    r = a * scale
+    m = c7
+    m = m * r + c6
+    m = m * r + c5
+    m = m * r + c4
+    m = m * r + c3
+    m = m * r + c2
+    m = m * r + c1
+    m = m * r
+    m = m * (two + m)
+    m = m * (two + m)
+    m = m * (two + m)
+    m = m * (two + m)
+    m = m * (two + m)
+    m = m * (two + m)
+    t = c1 if a >= big else -m / (two + m)  # float32 tanh rounds to 1 from 9.01 on
+    return t if x >= zero else -t
+
+
+_tanh64_jit = nb.njit(inline="always", **_JIT)(_tanh64)
+_tanh32_jit = nb.njit(inline="always", **_JIT)(_tanh32)
+
+
+@overload(_tanh, jit_options=_JIT)
+def _tanh_overload(x):
+    if x == types.float32:
+        return _tanh32
+    if isinstance(x, types.Float):
+        return _tanh64
+    return None
+
+
+# fdlibm (musl e_log.c) minimax coefficients of log(1 + f) = 2 atanh(s), s = f / (2 + f)
+_LG1, _LG2, _LG3, _LG4 = (6.666666666666735130e-01, 3.999999999940941908e-01,
+                          2.857142874366239149e-01, 2.222219843214978396e-01)
+_LG5, _LG6, _LG7 = 1.818357216161805012e-01, 1.531383769920937332e-01, 1.479819860511658591e-01
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+# fdlibm __kernel_sin / __kernel_cos minimax coefficients on [−π/4, π/4]
+_S1, _S2, _S3 = (-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+                 -1.98412698298579493134e-04)
+_S4, _S5, _S6 = (2.75573137070700676789e-06, -2.50507602534068634195e-08,
+                 1.58969099521155010221e-10)
+_C1, _C2, _C3 = (4.16666666666666019037e-02, -1.38888888888741095749e-03,
+                 2.48015872894767294178e-05)
+_C4, _C5, _C6 = (-2.75573143513906633035e-07, 2.08757232129817482790e-09,
+                 -1.13596475577881948265e-11)
+
+
 @nb.njit(inline="always", **_JIT)
-def _act_block(s, sig, dsig, nk, act):
-    """sig[k], dsig[k] = σ(s[k]), σ'(s[k]) for k < nk (one branch per block, loops vectorise)."""
+def _log(x):
+    """Natural logarithm of a positive, normal, finite float64 (vectorisable).
+
+    fdlibm's algorithm (as in musl's ``log.c``): x = 2^k (1 + f) with 1 + f ∈ [√2/2, √2)
+    read from the bits, log(1 + f) from a degree-14 minimax polynomial in s = f/(2 + f),
+    k ln 2 in two parts.  Error < 1 ulp; measured ≤ 1 ulp against ``np.log`` over
+    [2⁻⁶⁰, 2⁶⁰] (tests/test_fastmath.py).  Zero, negative, subnormal, inf and NaN
+    arguments are not handled (the engine never passes them).
+    """
+    ix = _f64_as_i64(x)
+    hx = (ix >> 32) + (0x3FF00000 - 0x3FE6A09E)
+    k = (hx >> 20) - 0x3FF
+    hx = (hx & 0x000FFFFF) + 0x3FE6A09E
+    f = _i64_as_f64((hx << 32) | (ix & 0xFFFFFFFF)) - 1.0
+    hfsq = 0.5 * f * f
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    dk = np.float64(k)
+    return s * (hfsq + t1 + t2) + dk * _LN2_LO - hfsq + f + dk * _LN2_HI
+
+
+@nb.njit(inline="always", **_JIT)
+def _sincos(t):
+    """(sin t, cos t) of a float64 |t| ≤ π/4 (vectorisable; no argument reduction).
+
+    fdlibm's kernel polynomials (degree 13 and 14).  Measured error ≤ 1 ulp against
+    ``np.sin`` / ``np.cos`` on [−π/4, π/4] (tests/test_fastmath.py).
+    """
+    z = t * t
+    s = t + t * z * (_S1 + z * (_S2 + z * (_S3 + z * (_S4 + z * (_S5 + z * _S6)))))
+    c = 1.0 - 0.5 * z + z * z * (_C1 + z * (_C2 + z * (_C3 + z * (_C4 + z * (_C5 + z * _C6)))))
+    return s, c
+
+
+@nb.njit(inline="always", **_JIT)
+def _sig_block(s, sig, nk, act):
+    """sig[k] = σ(s[k]) for k < nk (one branch per block, the loops vectorise)."""
+    half, zero = _like(s, 0.5), _like(s, 0.0)  # keep s's dtype
     if act == _TANH:
         for k in range(nk):
-            t = _tanh(s[k])
-            sig[k] = t
-            dsig[k] = 1.0 - t * t
+            sig[k] = _tanh(s[k])
     elif act == _SIGMOID:
         for k in range(nk):
-            t = 0.5 + 0.5 * _tanh(0.5 * s[k])
-            sig[k] = t
-            dsig[k] = t * (1.0 - t)
+            sig[k] = half + half * _tanh(half * s[k])
     elif act == _RELU:
         for k in range(nk):
             v = s[k]
-            sig[k] = v if v > 0.0 else 0.0 * v
-            dsig[k] = 1.0 if v > 0.0 else 0.0
+            sig[k] = v if v > zero else zero * v
     else:
         for k in range(nk):
             sig[k] = s[k]
-            dsig[k] = 1.0
+
+
+@nb.njit(inline="always", **_JIT)
+def _dsig_block(sig, dsig, nk, act):
+    """dsig[k] = σ'(s[k]) for k < nk, from t = sig[k] = σ(s[k]) alone.
+
+    tanh: 1 − t², sigmoid: t(1 − t), relu: 1 if t > 0 (⇔ s > 0) else 0, linear: 1.  So a
+    stored σ(s) is all the backward pass needs.
+    """
+    one, zero = _like(sig, 1.0), _like(sig, 0.0)
+    if act == _TANH:
+        for k in range(nk):
+            t = sig[k]
+            dsig[k] = one - t * t
+    elif act == _SIGMOID:
+        for k in range(nk):
+            t = sig[k]
+            dsig[k] = t * (one - t)
+    elif act == _RELU:
+        for k in range(nk):
+            dsig[k] = one if sig[k] > zero else zero
+    else:
+        for k in range(nk):
+            dsig[k] = one
 
 
 @nb.njit(inline="always", **_JIT)
@@ -159,8 +335,8 @@ def _preact_block(Wt, lo, nk, off, X, j, s):
 
 @nb.njit(inline="always", **_JIT)
 def _lane_dot(a, lo, b, n, weighted):
-    """Σ_{k<n} a[lo+k] b[k] (or Σ b[k] if not weighted) in a fixed 8-lane order."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    """Σ_{k<n} a[lo+k] b[k] (or Σ b[k] if not weighted) in a fixed 8-lane order (b's dtype)."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _like(b, 0.0)
     k = 0
     if weighted:
         while k + 8 <= n:
@@ -194,26 +370,53 @@ def _lane_dot(a, lo, b, n, weighted):
 
 
 @nb.njit(inline="always", **_JIT)
-def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out):
+def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
+    """rows[base + t, k] = ⟨b_{lo+k}, x_{atoms[i0+t]}⟩ for t < nt, k < nk.
+
+    The same sums, in the same order, as ``_preact_block`` atom by atom, but each row
+    Wt[off + r] is used for the nt atoms while it is in L1 (large input dimensions).
+    """
+    p = X.shape[1]
+    for t in range(nt):
+        s = rows[base + t]
+        x0 = X[atoms[i0 + t], 0]
+        for k in range(nk):
+            s[k] = Wt[off, lo + k] * x0
+    for r in range(1, p):
+        for t in range(nt):
+            s = rows[base + t]
+            xr = X[atoms[i0 + t], r]
+            for k in range(nk):
+                s[k] += Wt[off + r, lo + k] * xr
+
+
+@nb.njit(inline="always", **_JIT)
+def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out, store):
     """out[i, c] = Σ_{k∈[lo,hi)} q_k F(w_k, x_{atoms[i]})_c (q empty ⇒ q_k = 1).
 
-    Wt is (D, N); vec is (≥ 3, BLOCK) scratch.
+    Wt is (D, N); vec is (≥ TILE + 1, BLOCK) scratch.  If store is (≥ na, BLOCK) (not
+    (·, 0)), σ(⟨b_{lo+k}, x_{atoms[i]}⟩) is kept in store[i, k] for the backward pass (q
+    must then be empty).
     """
     nk = hi - lo
     C = out.shape[1]
     off = C if layers == _BOTH else 0
-    s, sig, dsig = vec[0], vec[1], vec[2]
-    for i in range(na):
-        _preact_block(Wt, lo, nk, off, X, atoms[i], s)
-        _act_block(s, sig, dsig, nk, act)
-        if q.shape[0] > 0:
-            for k in range(nk):
-                sig[k] *= q[lo + k]
-        if layers == _BOTH:
-            for c in range(C):
-                out[i, c] = _lane_dot(Wt[c], lo, sig, nk, True)
-        else:
-            out[i, 0] = _lane_dot(sig, 0, sig, nk, False)
+    keep = store.shape[1] > 0
+    for i0 in range(0, na, TILE):
+        nt = min(TILE, na - i0)
+        _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
+        for t in range(nt):
+            i = i0 + t
+            sig = store[i] if keep else vec[TILE]
+            _sig_block(vec[t], sig, nk, act)
+            if q.shape[0] > 0:
+                for k in range(nk):
+                    sig[k] *= q[lo + k]
+            if layers == _BOTH:
+                for c in range(C):
+                    out[i, c] = _lane_dot(Wt[c], lo, sig, nk, True)
+            else:
+                out[i, 0] = _lane_dot(sig, 0, sig, nk, False)
 
 
 @nb.njit(inline="always", **_JIT)
@@ -240,10 +443,67 @@ def _mean_field_kernel(Wt, q, X, layers, act, vec, u_part, u, limit):
     J = X.shape[0]
     nblocks = (N + BLOCK - 1) // BLOCK
     atoms = np.arange(J)
+    store = np.empty((0, 0), Wt.dtype)
     for b in range(nblocks):
         _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, J, layers, act,
-                       vec, u_part[b])
+                       vec, u_part[b], store)
     return _reduce_blocks(u_part, nblocks, J, 1.0 if q.shape[0] > 0 else 1.0 / N, u, limit)
+
+
+@nb.njit(inline="always", **_JIT)
+def _output_grads(Wt, lo, nk, g, i, cd, cn, noise, layers, act, sig, dsig, e, GD, GN):
+    """Add the output-weight part of H for neurons lo..lo+nk−1 and loss gradient g_i.
+
+    From sig = σ(s): GD[c] += cd σ(s) g_ic and GN[c] += cn σ(s) g_ic (layers = both), and
+    e = (a·g_i) σ'(s) (both) or g_i σ'(s) (first), the factor of x in the input-weight part.
+    """
+    C = g.shape[1]
+    _dsig_block(sig, dsig, nk, act)
+    if layers == _BOTH:
+        zero = _like(e, 0.0)
+        for k in range(nk):
+            e[k] = zero
+        for c in range(C):
+            gc = g[i, c]
+            cg = cd * gc
+            if noise:  # one fused loop per output (loads of sig shared)
+                for k in range(nk):
+                    e[k] += Wt[c, lo + k] * gc
+                    GD[c, k] += cg * sig[k]
+                    GN[c, k] += cn[k] * sig[k] * gc
+            else:
+                for k in range(nk):
+                    e[k] += Wt[c, lo + k] * gc
+                    GD[c, k] += cg * sig[k]
+        for k in range(nk):
+            e[k] *= dsig[k]
+    else:
+        g0 = g[i, 0]
+        for k in range(nk):
+            e[k] = g0 * dsig[k]
+
+
+@nb.njit(inline="always", **_JIT)
+def _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, ebase, cnbase, GD, GN):
+    """GD[off + r] += cd_i x_ir e_i and GN[off + r] += cn_i e_i x_ir for the nt atoms i0 + t.
+
+    e_i = vec[ebase + t], cn_i = vec[cnbase + t].  Atoms are added in order for every
+    (r, k), as atom by atom, but each row GD[off + r] serves the whole tile from L1.
+    """
+    p = X.shape[1]
+    for r in range(p):
+        for t in range(nt):
+            i = i0 + t
+            xr = X[atoms[i], r]
+            cx = cd[i] * xr
+            e, cn = vec[ebase + t], vec[cnbase + t]
+            if noise:
+                for k in range(nk):
+                    GD[off + r, k] += cx * e[k]
+                    GN[off + r, k] += cn[k] * e[k] * xr
+            else:
+                for k in range(nk):
+                    GD[off + r, k] += cx * e[k]
 
 
 @nb.njit(inline="always", **_JIT)
@@ -252,40 +512,25 @@ def _accumulate_atom(Wt, lo, nk, X, j, g, i, cd, cn, noise, layers, act, vec, GD
 
     H(w, z_j) = J_w F(w, x_j)ᵀ g_i: (σ(s) g_i, (a·g_i) σ'(s) x_j) for layers = both and
     g_i σ'(s) x_j for layers = first, s = ⟨b, x_j⟩.  cn (BLOCK,) holds per-neuron noise
-    coefficients (used only if noise).  vec is (≥ 4, BLOCK) scratch.
+    coefficients (used only if noise).  vec is (≥ 4, BLOCK) scratch.  (The engine does
+    the same arithmetic by tiles of atoms, in ``particles._update_block``.)
     """
     p = X.shape[1]
-    C = g.shape[1]
-    off = C if layers == _BOTH else 0
+    off = g.shape[1] if layers == _BOTH else 0
     s, sig, dsig, e = vec[0], vec[1], vec[2], vec[3]
     _preact_block(Wt, lo, nk, off, X, j, s)
-    _act_block(s, sig, dsig, nk, act)
-    if layers == _BOTH:
-        for k in range(nk):
-            e[k] = 0.0
-        for c in range(C):
-            gc = g[i, c]
-            cg = cd * gc
-            for k in range(nk):
-                e[k] += Wt[c, lo + k] * gc
-                GD[c, k] += cg * sig[k]
-            if noise:
-                for k in range(nk):
-                    GN[c, k] += cn[k] * sig[k] * gc
-        for k in range(nk):
-            e[k] *= dsig[k]
-    else:
-        g0 = g[i, 0]
-        for k in range(nk):
-            e[k] = g0 * dsig[k]
+    _sig_block(s, sig, nk, act)
+    _output_grads(Wt, lo, nk, g, i, cd, cn, noise, layers, act, sig, dsig, e, GD, GN)
     for r in range(p):
         xr = X[j, r]
         cx = cd * xr
-        for k in range(nk):
-            GD[off + r, k] += cx * e[k]
         if noise:
             for k in range(nk):
+                GD[off + r, k] += cx * e[k]
                 GN[off + r, k] += cn[k] * e[k] * xr
+        else:
+            for k in range(nk):
+                GD[off + r, k] += cx * e[k]
 
 
 @nb.njit(**_JIT)

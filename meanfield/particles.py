@@ -27,20 +27,29 @@ import numpy as np
 from .data import DataLaw, make_data
 from .errors import ConfigError, NumericalError
 from .models import (
+    _BOTH,
     _JIT,
     BLOCK,
+    TILE,
     Model,
-    _accumulate_atom,
     _forward_block,
+    _input_grads_tile,
+    _like,
+    _log,
     _loss_grad_kernel,
     _mean_field_kernel,
+    _output_grads,
+    _preact_tile,
     _reduce_blocks,
+    _sig_block,
+    _sincos,
     make_model,
     risk,
 )
 from .schedule import Schedule, make_schedule
 
 CHUNKS = 64  # fixed number of parallel work units of one replica (independent of threads)
+STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (64 MiB in f64)
 BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 _MODES = {"sgd": 0, "sde": 1, "ode": 2}
 _SGD, _SDE, _ODE = 0, 1, 2
@@ -50,6 +59,9 @@ _U = np.uint64
 _GOLD = _U(0x9E3779B97F4A7C15)
 _M1, _M2 = _U(0xBF58476D1CE4E5B9), _U(0x94D049BB133111EB)
 _S30, _S27, _S31, _S11 = _U(30), _U(27), _U(31), _U(11)
+_S9, _S62, _S63 = _U(9), _U(62), _U(63)
+_MASK53 = _U((1 << 53) - 1)
+_HALF_PI = 0.5 * math.pi
 _TAG_BATCH, _TAG_EPOCH = _U(0x5851F42D4C957F2D), _U(0x14057B7EF767814F)
 _TWO53 = 1.0 / 9007199254740992.0
 
@@ -81,13 +93,33 @@ def _uniform(key, i):
 
 
 @nb.njit(inline="always", **_JIT)
+def _draw64(key, i):
+    """64 random bits: output i of SplitMix64 started at ``key`` (one mix, vectorisable)."""
+    return _fmix(key + (_U(i) + _U(1)) * _GOLD)
+
+
+@nb.njit(inline="always", **_JIT)
 def _normal_pair(key, m):
-    """Two independent N(0, 1) draws (Box–Muller on draws 2m and 2m + 1)."""
-    u1 = (np.float64(_bits(key, 2 * m) >> _S11) + 1.0) * _TWO53  # in (0, 1]
-    u2 = np.float64(_bits(key, 2 * m + 1) >> _S11) * _TWO53
-    r = math.sqrt(-2.0 * math.log(u1))
-    a = 2.0 * math.pi * u2
-    return r * math.cos(a), r * math.sin(a)
+    """Two independent N(0, 1) draws: pair m of the stream ``key`` (vectorisable Box–Muller).
+
+    Radius r = (−2 log u₁)^{1/2} with u₁ = (k + 1) 2⁻⁵³ ∈ (0, 1] from 53 bits of draw 2m
+    (so |z| ≤ 8.57: the normal is truncated where its tail mass is 1e-17); angle
+    φ = q π/2 + θ with the quadrant q from the top 2 bits of draw 2m + 1 and
+    θ ∈ [−π/4, π/4) uniform from its next 53 bits, so φ is uniform on a full turn.
+    log, sin and cos are the polynomial kernels of ``models`` (≤ 1 ulp), so a pair is a
+    pure function of (key, m) and the loop over neurons vectorises.
+    """
+    b1 = _draw64(key, 2 * m)
+    b2 = _draw64(key, 2 * m + 1)
+    u1 = (np.float64(b1 >> _S11) + 1.0) * _TWO53
+    r = math.sqrt(-2.0 * _log(u1))
+    th = (np.float64((b2 >> _S9) & _MASK53) * _TWO53 - 0.5) * _HALF_PI
+    s, c = _sincos(th)
+    odd = (b2 >> _S62) & _U(1)
+    neg = (b2 >> _S63) != _U(0)
+    x = -s if odd else c  # (c, s) rotated by q π/2
+    y = c if odd else s
+    return (-r if neg else r) * x, (-r if neg else r) * y
 
 
 @nb.njit(**_JIT)
@@ -146,36 +178,64 @@ def _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms):
 # ---------------------------------------------------------------- the step
 @nb.njit(inline="always", **_JIT)
 def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
-                  kstep, layers, act, l2, om, dt, ns, vec, GD, GN):
+                  kstep, layers, act, l2, om, dt, ns, vec, GD, GN, store):
     """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
 
-    vec is (≥ 7, BLOCK) scratch; GD, GN are (D, BLOCK).
+    vec is (≥ 4 TILE + 2, BLOCK) scratch; GD, GN are (D, BLOCK); store is (≥ na, BLOCK)
+    with the activations ``_forward_block`` kept for this block, or (≥ na, 0) to recompute
+    them.  Atoms go by tiles of TILE (rows of vec: preactivations, activations, e and noise
+    coefficients of the tile's atoms, then σ' and Σ_i cn_i).
     """
     D = Wt.shape[0]
     J = sqrt_p.shape[0]
     nk = hi - lo
+    C = g.shape[1]
+    off = C if layers == _BOTH else 0
     half = (J + 1) // 2
-    cn, cn_next, ssum = vec[4], vec[5], vec[6]
+    om, dt, ns, l2 = _like(GD, om), _like(GD, dt), _like(GD, ns), _like(GD, l2)  # GD's dtype
+    SIG, E, CN = TILE, 2 * TILE, 3 * TILE  # first rows of vec
+    dsig, ssum = vec[4 * TILE], vec[4 * TILE + 1]
+    keep = store.shape[1] > 0
     GD[:, :nk] = 0.0
     if noise:
         GN[:, :nk] = 0.0
         ssum[:nk] = 0.0
-    for i in range(na):
-        j = atoms[i]
-        if noise:
+    for i0 in range(0, na, TILE):
+        nt = min(TILE, na - i0)
+        if noise:  # cn_i = √p_i g^k_i for the tile's atoms, and ssum in atom order
             if not independent:
-                cn[:nk] = cn_shared[i]
-            elif i % 2 == 0:  # g^k_j for atoms i, i + 1: one Box–Muller pair per neuron
-                m = i // 2
-                for k in range(nk):
-                    z0, z1 = _normal_pair(kstep, (lo + k) * half + m)
-                    cn[k] = sqrt_p[i] * z0
-                    cn_next[k] = sqrt_p[min(i + 1, J - 1)] * z1
+                for t in range(nt):
+                    cn = vec[CN + t]
+                    cn[:nk] = cn_shared[i0 + t]
+                    for k in range(nk):
+                        ssum[k] += cn[k]
             else:
-                cn[:nk] = cn_next[:nk]
-            for k in range(nk):
-                ssum[k] += cn[k]
-        _accumulate_atom(Wt, lo, nk, X, j, g, i, cd[i], cn, noise, layers, act, vec, GD, GN)
+                for t in range(0, nt, 2):  # atoms i, i + 1 (i even) share a Box–Muller pair
+                    i = i0 + t
+                    m = i // 2
+                    cn, cn1 = vec[CN + t], vec[CN + t + 1]
+                    s0, s1 = sqrt_p[i], sqrt_p[min(i + 1, J - 1)]
+                    if i + 1 < na:
+                        for k in range(nk):
+                            z0, z1 = _normal_pair(kstep, (lo + k) * half + m)
+                            cn[k] = s0 * z0
+                            cn1[k] = s1 * z1
+                            ssum[k] = (ssum[k] + cn[k]) + cn1[k]
+                    else:
+                        for k in range(nk):
+                            z0, _ = _normal_pair(kstep, (lo + k) * half + m)
+                            cn[k] = s0 * z0
+                            ssum[k] += cn[k]
+        if not keep:
+            _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
+        for t in range(nt):
+            i = i0 + t
+            sig = store[i] if keep else vec[SIG + t]
+            if not keep:
+                _sig_block(vec[t], sig, nk, act)
+            _output_grads(Wt, lo, nk, g, i, cd[i], vec[CN + t], noise, layers, act, sig, dsig,
+                          vec[E + t], GD, GN)
+        _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, E, CN, GD, GN)
     for r in range(D):
         if noise:
             for k in range(nk):
@@ -186,6 +246,20 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
             for k in range(nk):
                 w = Wt[r, lo + k]
                 Wt[r, lo + k] = w - om * (dt * (GD[r, k] + l2 * w))
+
+
+@nb.njit(**_JIT)
+def _forward_blocks(Wt, b0, b1, X, atoms, na, layers, act, vec, u_part, sig_store):
+    """Forward pass of blocks b0..b1−1 of Wt (D, N): u_part[b] and the kept activations.
+
+    A function of its own (not inlined) so that the block-parallel loop runs the same
+    vectorised code as the serial one.
+    """
+    N = Wt.shape[1]
+    q = Wt[0, :0]
+    for b in range(b0, b1):
+        _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, layers, act,
+                       vec, u_part[b], sig_store[b])
 
 
 @nb.njit(inline="always", **_JIT)
@@ -248,8 +322,8 @@ def _coupling_block(Wt, Ws, lo, hi, csq):
 @nb.njit(**_JIT)
 def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, l2, mode,
                  shared, sampling, M, dt, ns, alpha, epoch, u_part, u, g, ell, atoms, cd,
-                 cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, all_atoms, us, gs,
-                 csq, u_hist, n0):
+                 cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim, u_lim,
+                 all_atoms, us, gs, csq, u_hist, n0):
     """One step of one replica on one thread; return (ok, epoch).
 
     Particles first, then their limit twins if Ws is not empty.  With u_hist not empty,
@@ -257,12 +331,12 @@ def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, 
     """
     N = Wt.shape[1]
     nblocks = (N + BLOCK - 1) // BLOCK
-    q = Wt[0, :0]
     na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
                                      sqrt_p, perm, epoch, atoms, cd, cn_shared)
+    q = Wt[0, :0]
     for b in range(nblocks):
         _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, layers, act,
-                       vec, u_part[b])
+                       vec, u_part[b], sig_store[b])
     if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
         return False, epoch
     if u_hist.shape[0] > 0:
@@ -272,14 +346,15 @@ def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, 
     for b in range(nblocks):
         _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
                       mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2, om,
-                      dt, ns, vec, GD, GN)
+                      dt, ns, vec, GD, GN, sig_store[b])
     if Ws.shape[1] > 0:
         J = p.shape[0]
         _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
         for b in range(nblocks):
             lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
             _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
-                          cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec, GD, GN)
+                          cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec, GD, GN,
+                          no_store)
             _coupling_block(Wt, Ws, lo, hi, csq)
     return True, epoch
 
@@ -287,8 +362,8 @@ def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, 
 @nb.njit(parallel=True, **_JIT)
 def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
                       sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
-                      cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, us, gs, csq,
-                      u_hist, status):
+                      cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
+                      u_lim, us, gs, csq, u_hist, status):
     """Advance every replica r (in parallel; Wt is (R, D, N)) by nsteps steps from step n0.
 
     Ws (R, D, N or 0): limit twins advanced in the same loop (none if N = 0), csq (R, N)
@@ -303,9 +378,9 @@ def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, m
             ok, epoch = _step_serial(Wt[r], n, keys[r], X, Y, p, sqrt_p, pcum, uniform, layers,
                                      act, loss, l2, mode, shared, sampling, M, dt, ns, alpha,
                                      epoch, u_part[r], u[r], g[r], ell[r], atoms[r], cd[r],
-                                     cn_shared[r], perm[r], vec[r], GD[r], GN[r], Ws[r],
-                                     twin_noise, t_lim, u_lim, all_atoms, us[r], gs[r], csq[r],
-                                     u_hist[r], n0)
+                                     cn_shared[r], perm[r], vec[r], GD[r], GN[r],
+                                     sig_store[r], no_store, Ws[r], twin_noise, t_lim, u_lim,
+                                     all_atoms, us[r], gs[r], csq[r], u_hist[r], n0)
             if not ok:
                 status[r] = n
                 break
@@ -314,8 +389,8 @@ def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, m
 @nb.njit(parallel=True, **_JIT)
 def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
                     sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
-                    cn_shared, perm, vec, GD, GN, Ws, twin_noise, t_lim, u_lim, us, gs, csq,
-                    u_hist, status):
+                    cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
+                    u_lim, us, gs, csq, u_hist, status):
     """Advance one replica (Wt is (D, N)), its neuron blocks in parallel within each step.
 
     Blocks are split into ``vec.shape[0]`` fixed chunks (one scratch each); every block
@@ -328,16 +403,14 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
     per = (nblocks + nchunks - 1) // nchunks
     sqrt_p = np.sqrt(p)
     all_atoms = np.arange(J)
-    q = Wt[0, :0]
     epoch = -1
     couple = Ws.shape[1] > 0
     for n in range(n0, n0 + nsteps):
         na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
                                          sqrt_p, perm, epoch, atoms, cd, cn_shared)
         for c in nb.prange(nchunks):
-            for b in range(c * per, min(nblocks, (c + 1) * per)):
-                _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na,
-                               layers, act, vec[c], u_part[b])
+            _forward_blocks(Wt, c * per, min(nblocks, (c + 1) * per), X, atoms, na, layers,
+                            act, vec[c], u_part, sig_store)
         if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
             status[0] = n
             return
@@ -352,11 +425,11 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
                 lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
                 _update_block(Wt, lo, hi, X, atoms, na, g, cd, mode == _SDE, not shared,
                               cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec[c],
-                              GD[c], GN[c])
+                              GD[c], GN[c], sig_store[b])
                 if couple:
                     _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
                                   cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns,
-                                  vec[c], GD[c], GN[c])
+                                  vec[c], GD[c], GN[c], no_store)
                     _coupling_block(Wt, Ws, lo, hi, csq)
 
 
@@ -461,6 +534,7 @@ def initial_particles(config, model: Model, rng: np.random.Generator, N: int) ->
 def _scratch(R, N, A, J, C, D, dtype, blocks, couple, hist_steps):
     """Preallocated work arrays: per replica, or (blocks mode, R = 1) per chunk of blocks."""
     nblocks = (N + BLOCK - 1) // BLOCK
+    store = R * nblocks * A * BLOCK <= STORE_MAX
     lead = () if blocks else (R,)
     units = (min(CHUNKS, nblocks),) if blocks else (R,)
     return {
@@ -472,9 +546,13 @@ def _scratch(R, N, A, J, C, D, dtype, blocks, couple, hist_steps):
         "cd": np.zeros((*lead, A), dtype),
         "cn_shared": np.zeros((*lead, J), dtype),
         "perm": np.zeros((*lead, J), np.int64),
-        "vec": np.zeros((*units, 7, BLOCK), dtype),
+        "vec": np.zeros((*units, 4 * TILE + 2, BLOCK), dtype),
         "GD": np.zeros((*units, D, BLOCK), dtype),
         "GN": np.zeros((*units, D, BLOCK), dtype),
+        # σ(⟨b_k, x_i⟩) of every neuron and step atom, kept from the forward to the backward
+        # pass when it fits in STORE_MAX numbers (else recomputed: the same values)
+        "sig_store": np.zeros((*lead, nblocks, A, BLOCK if store else 0), dtype),
+        "no_store": np.zeros((J, 0), dtype),
         "Ws": np.zeros((*lead, D, N if couple else 0), dtype),
         "twin_noise": False,
         "t_lim": np.zeros(2),
@@ -491,7 +569,7 @@ def _mean_field(Wt, X, model):
     nblocks = (Wt.shape[1] + BLOCK - 1) // BLOCK
     u_part = np.zeros((nblocks, X.shape[0], model.outputs), Wt.dtype)
     u = np.zeros((X.shape[0], model.outputs), Wt.dtype)
-    vec = np.zeros((3, BLOCK), Wt.dtype)
+    vec = np.zeros((TILE + 1, BLOCK), Wt.dtype)
     ok = _mean_field_kernel(Wt, Wt[0, :0], X, model.layers, model.activation, vec, u_part, u,
                             BLOWUP)
     return u if ok and np.all(np.isfinite(Wt)) else None
