@@ -320,7 +320,7 @@ class SlicedReference:
 
     def __init__(self, y: FloatArray, b: FloatArray, projections: FloatArray) -> None:
         py = projections @ y.T                                   # (L, m)
-        order = np.argsort(py, axis=1, kind="stable")
+        order = np.argsort(py, axis=1)  # ties: any order gives the same quantile function
         self.ys = np.take_along_axis(py, order, axis=1)
         w = b[order]
         self.cy = np.cumsum(w, axis=1)
@@ -349,7 +349,7 @@ class SlicedReference:
         - 2 \sum_i x_{(i)} (G(c_i) - G(c_{i-1}))` with G the partial first moment.
         """
         px = self.projections @ x.T                              # (L, n)
-        order = np.argsort(px, axis=1, kind="stable")
+        order = np.argsort(px, axis=1)
         xs = np.take_along_axis(px, order, axis=1)
         w = a[order]
         cx = np.cumsum(w, axis=1)
