@@ -33,12 +33,11 @@ import xarray as xr
 from .config import Config, RegimesConfig, to_toml, with_values
 from .errors import ConfigError
 from .rates import fit_rate
-from .schedule import gamma_alpha_n, n_steps
+from .schedule import gamma_alpha_n, make_schedule
 
 AGREE_TOL = {True: 0.07, False: 0.1}   # keyed by α == 0
 TWO_TERM_TOL = 0.05
 DETERMINISTIC_BELOW = -0.1            # variance exponent threshold of the limit type
-SLICED_DIRECTIONS = 200
 FLOOR_REPS = 8
 
 
@@ -49,12 +48,12 @@ def widths(config: Config, beta: float, alpha: float, gamma: float) -> list[int]
     decade) whose run costs at most ``regimes.budget`` particle-steps N · n_T, and never
     less than N_min·10^decades.
     """
-    reg, d = config.regimes, config.dynamics
+    reg = config.regimes
 
-    def cost(n):
-        dt = d.dt_factor * gamma_alpha_n(gamma, beta, alpha, n) if d.mode != "sgd" else \
-            gamma_alpha_n(gamma, beta, alpha, n)
-        return n * n_steps(d.T, dt)
+    def cost(n):  # particle-steps N · n_T of one replica
+        return n * make_schedule(with_values(config, {
+            "schedule.beta": beta, "schedule.alpha": alpha, "schedule.gamma": gamma,
+            "run.N": n})).n_total
 
     top = reg.decades
     for q in np.arange(reg.decades + 0.25, 3.0 + 1e-9, 0.25):
@@ -143,13 +142,11 @@ def summarize_cell(cell: dict, ds: xr.Dataset, seed: int = 0) -> dict:
     }
 
 
-def _sliced(x, y, a=None, b=None, *, seed=0):
-    from .wasserstein import projection_set, w2_1d, w2_sliced
+def _sliced(x, y, a=None, b=None):
+    """Sliced W2 (200 directions, seed 0); exact 1-D for one coordinate."""
+    from .wasserstein import w2
 
-    if x.shape[1] == 1:
-        return w2_1d(x, y, a, b)
-    return w2_sliced(x, y, a, b, projections=projection_set(x.shape[1], SLICED_DIRECTIONS,
-                                                            seed))
+    return w2(x, y, a, b, method="1d" if x.shape[1] == 1 else "sliced", seed=0)
 
 
 def _draw(pts, wts, n, rng):
@@ -166,8 +163,7 @@ def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[
     floor + 3 σ.
     """
     from .data import make_data
-    from .sweep import cached_limit, limit_law
-    from .wasserstein import projection_set, sliced_reference, w2_1d, w2_sliced
+    from .sweep import cached_limit, distance_to_law, limit_law
 
     data = make_data(config)
     out = []
@@ -179,8 +175,7 @@ def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[
     for (alpha, gamma, batch), members in groups.items():
         lim = cached_limit(grid[members[0]]["config"], data)
         pts, wts = limit_law(lim)
-        ref = sliced_reference(pts, wts, projections=projection_set(
-            pts.shape[1], SLICED_DIRECTIONS, 0)) if pts.shape[1] > 1 else None
+        to_limit = distance_to_law(pts, wts, 0)
         law = {}
         for ci in members:
             w = results["W_final"].isel(cell=ci, width=len(grid[ci]["N"]) - 1).values
@@ -191,8 +186,7 @@ def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[
                 n2 = None if cj is None else len(law[cj])
                 if cj is None:   # against λ_T itself; floor: n1 draws of λ_T against λ_T
                     xs = [law[ci]] + [_draw(pts, wts, n1, rng) for _ in range(FLOOR_REPS)]
-                    d, *fl = [w2_1d(x, pts, None, wts) if ref is None else w2_sliced(x, ref)
-                              for x in xs]
+                    d, *fl = [to_limit(x) for x in xs]
                 else:            # floor: independent n1- and n2-draws of λ_T
                     d = _sliced(law[ci], law[cj])
                     fl = [_sliced(_draw(pts, wts, n1, rng), _draw(pts, wts, n2, rng))

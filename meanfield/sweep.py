@@ -149,9 +149,28 @@ def limit_law(limit, si: int = -1) -> tuple[np.ndarray, np.ndarray]:
     return pts[keep], mass[keep] / mass[keep].sum()
 
 
+def distance_to_law(pts: np.ndarray, wts: np.ndarray, seed: int):
+    """Return x ↦ W2 of the point cloud x (uniform weights) to the weighted law (pts, wts).
+
+    Exact 1-D for D = 1; otherwise sliced W2 with 200 directions seeded by ``seed``,
+    against a reference whose projections are sorted once. Cells holding a total mass
+    < 1e-9 are dropped first (a grid limit: ~16k cells → ~6k; the W2 changes by less than
+    1e-6 here).
+    """
+    from .wasserstein import compress, projection_set, sliced_reference, w2_1d, w2_sliced
+
+    if pts.shape[1] == 1:
+        return lambda x: w2_1d(x, pts, None, wts)
+    ref = sliced_reference(*compress(pts, wts, len(pts), rng=np.random.default_rng(0),
+                                     drop_mass=1e-9),
+                           projections=projection_set(pts.shape[1], 200, seed))
+    return lambda x: w2_sliced(x, ref)
+
+
 LAW_REPLICAS = 16         # replicas that get the law-level and marginal W2 (NaN for others)
 EXACT_MAX_N = 5000        # exact (network-simplex) law-level W2 up to this N in D >= 2
 EXACT_REPLICAS = 3        # replicas that get it (it costs O(N · EXACT_LIMIT_POINTS) each)
+EXACT_FLOOR_REPS = 2      # repetitions of its floor
 EXACT_LIMIT_POINTS = 1500  # the limit law is sampled down to this many points for it
 
 
@@ -199,7 +218,7 @@ def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> 
     """
     from .data import make_data
     from .particles import simulate
-    from .wasserstein import compress, projection_set, sliced_reference, w2_1d, w2_exact, w2_sliced
+    from .wasserstein import compress, w2_1d, w2_exact
 
     t0 = time.perf_counter()
     data = make_data(config)
@@ -209,16 +228,7 @@ def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> 
     t2 = time.perf_counter()
     pts, wts = limit_law(limit)
     R, N, D = config.run.seeds, config.run.N, traj.W.shape[-1]
-    # cells holding a total mass < 1e-9 are dropped (a grid limit: ~16k cells → ~6k; the
-    # W2 changes by less than 1e-6 here) before the projections are sorted once
-    ref = (sliced_reference(*compress(pts, wts, len(pts), rng=np.random.default_rng(0),
-                                      drop_mass=1e-9),
-                            projections=projection_set(D, 200, config.limit.seed))
-           if D > 1 else None)
-
-    def law_w2(x):
-        return w2_1d(x, pts, None, wts) if D == 1 else w2_sliced(x, ref)
-
+    law_w2 = distance_to_law(pts, wts, config.limit.seed)
     w2, marg = np.full(R, np.nan), np.full((R, D), np.nan)
     for r in range(min(R, LAW_REPLICAS)):
         w2[r] = law_w2(traj.W[r, -1])
@@ -229,13 +239,13 @@ def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> 
     mfloor = np.array([[w2_1d(x[:, q], pts[:, q], None, wts) for q in range(D)]
                        for x in draws])
     w2x = np.full(R, np.nan)
-    efloor = np.full(2, np.nan)
+    efloor = np.full(EXACT_FLOOR_REPS, np.nan)
     if exact and D > 1 and N <= EXACT_MAX_N:
         cpts, cwts = compress(pts, wts, EXACT_LIMIT_POINTS, rng=np.random.default_rng(
             np.random.SeedSequence([config.limit.seed, 1])), drop_mass=1e-6)
         for r in range(min(R, EXACT_REPLICAS)):
             w2x[r] = w2_exact(traj.W[r, -1], cpts, None, cwts)
-        efloor = np.array([w2_exact(x, cpts, None, cwts) for x in draws[:2]])
+        efloor = np.array([w2_exact(x, cpts, None, cwts) for x in draws[:EXACT_FLOOR_REPS]])
     t3 = time.perf_counter()
     return xr.Dataset({
         "coupling": (("replica",), traj.coupling_sq.mean(axis=1)),
