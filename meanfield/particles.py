@@ -33,6 +33,7 @@ from .models import (
     TILE,
     Model,
     _forward_block,
+    _grads_full_tile,
     _input_grads_tile,
     _like,
     _log,
@@ -48,7 +49,9 @@ from .models import (
 )
 from .schedule import Schedule, make_schedule
 
-CHUNKS = 64  # fixed number of parallel work units of one replica (independent of threads)
+CHUNKS = None  # parallel work units (one scratch each) of one replica; None: one per thread.
+# The split changes no number: every block does the same arithmetic in any chunk.
+BLOCK_PATH_MIN = 16 * BLOCK  # one replica with N ≥ this runs its blocks in parallel
 STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (64 MiB in f64)
 BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 _MODES = {"sgd": 0, "sde": 1, "ode": 2}
@@ -196,6 +199,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
     SIG, E, CN = TILE, 2 * TILE, 3 * TILE  # first rows of vec
     dsig, ssum = vec[4 * TILE], vec[4 * TILE + 1]
     keep = store.shape[1] > 0
+    one_output = layers == _BOTH and C == 1 and X.shape[1] == 1  # scalar regression on a line
     GD[:, :nk] = 0.0
     if noise:
         GN[:, :nk] = 0.0
@@ -228,6 +232,16 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                             ssum[k] += cn[k]
         if not keep:
             _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
+        if nt == TILE and one_output:
+            if keep:
+                rows = (store[i0], store[i0 + 1], store[i0 + 2], store[i0 + 3])
+            else:
+                rows = (vec[SIG], vec[SIG + 1], vec[SIG + 2], vec[SIG + 3])
+                for t in range(TILE):
+                    _sig_block(vec[t], rows[t], nk, act)
+            _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, rows, noise,
+                             (vec[CN], vec[CN + 1], vec[CN + 2], vec[CN + 3]), act, GD, GN)
+            continue
         for t in range(nt):
             i = i0 + t
             sig = store[i] if keep else vec[SIG + t]
@@ -260,6 +274,40 @@ def _forward_blocks(Wt, b0, b1, X, atoms, na, layers, act, vec, u_part, sig_stor
     for b in range(b0, b1):
         _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, layers, act,
                        vec, u_part[b], sig_store[b])
+
+
+@nb.njit(inline="always", **_JIT)
+def _update_pair(Wt, b, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p, kstep,
+                 layers, act, l2, om, dt, ns, vec, GD, GN, store, no_store, Ws, twin_noise,
+                 all_atoms, gs, p, csq):
+    """Update block b of the particles Wt, then (if Ws is not empty) of their limit twins.
+
+    One call site of ``_update_block`` for both (the twins' arguments are selected), so the
+    compiled step holds one copy of it.
+    """
+    N = Wt.shape[1]
+    lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
+    for twin in range(2 if Ws.shape[1] > 0 else 1):
+        _update_block(Ws if twin else Wt, lo, hi, X, all_atoms if twin else atoms,
+                      p.shape[0] if twin else na, gs if twin else g, p if twin else cd,
+                      twin_noise if twin else noise, independent, cn_shared, sqrt_p, kstep,
+                      layers, act, l2, om, dt, ns, vec, GD, GN, no_store if twin else store)
+    if Ws.shape[1] > 0:
+        _coupling_block(Wt, Ws, lo, hi, csq)
+
+
+@nb.njit(**_JIT)
+def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
+                   kstep, layers, act, l2, om, dt, ns, vec, GD, GN, sig_store, no_store, Ws,
+                   twin_noise, all_atoms, gs, p, csq):
+    """Update blocks b0..b1−1 of Wt (D, N), then of the twins Ws if not empty.
+
+    A function of its own, like ``_forward_blocks``.
+    """
+    for b in range(b0, b1):
+        _update_pair(Wt, b, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p, kstep,
+                     layers, act, l2, om, dt, ns, vec, GD, GN, sig_store[b], no_store, Ws,
+                     twin_noise, all_atoms, gs, p, csq)
 
 
 @nb.njit(inline="always", **_JIT)
@@ -343,19 +391,12 @@ def _step_serial(Wt, n, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, 
         u_hist[n - n0, :, :] = u[:na]
     _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
     om = (1.0 + n * dt) ** (-alpha)
-    for b in range(nblocks):
-        _update_block(Wt, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, g, cd,
-                      mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2, om,
-                      dt, ns, vec, GD, GN, sig_store[b])
     if Ws.shape[1] > 0:
-        J = p.shape[0]
         _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
-        for b in range(nblocks):
-            lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
-            _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
-                          cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec, GD, GN,
-                          no_store)
-            _coupling_block(Wt, Ws, lo, hi, csq)
+    for b in range(nblocks):
+        _update_pair(Wt, b, X, atoms, na, g, cd, mode == _SDE, not shared, cn_shared, sqrt_p,
+                     kstep, layers, act, l2, om, dt, ns, vec, GD, GN, sig_store[b], no_store,
+                     Ws, twin_noise, all_atoms, gs, p, csq)
     return True, epoch
 
 
@@ -393,8 +434,9 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
                     u_lim, us, gs, csq, u_hist, status):
     """Advance one replica (Wt is (D, N)), its neuron blocks in parallel within each step.
 
-    Blocks are split into ``vec.shape[0]`` fixed chunks (one scratch each); every block
-    does the same arithmetic as in ``_advance_replicas``, so the result is bitwise identical.
+    Blocks are split into ``vec.shape[0]`` chunks (one scratch each; one per thread by
+    default); every block does the same arithmetic as in ``_advance_replicas`` whatever its
+    chunk, so the result is bitwise identical.
     """
     N = Wt.shape[1]
     J = p.shape[0]
@@ -421,16 +463,10 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
         if couple:
             _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
         for c in nb.prange(nchunks):
-            for b in range(c * per, min(nblocks, (c + 1) * per)):
-                lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
-                _update_block(Wt, lo, hi, X, atoms, na, g, cd, mode == _SDE, not shared,
-                              cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns, vec[c],
-                              GD[c], GN[c], sig_store[b])
-                if couple:
-                    _update_block(Ws, lo, hi, X, all_atoms, J, gs, p, twin_noise, not shared,
-                                  cn_shared, sqrt_p, kstep, layers, act, l2, om, dt, ns,
-                                  vec[c], GD[c], GN[c], no_store)
-                    _coupling_block(Wt, Ws, lo, hi, csq)
+            _update_blocks(Wt, c * per, min(nblocks, (c + 1) * per), X, atoms, na, g, cd,
+                           mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2,
+                           om, dt, ns, vec[c], GD[c], GN[c], sig_store, no_store, Ws,
+                           twin_noise, all_atoms, gs, p, csq)
 
 
 # ---------------------------------------------------------------- Python API
@@ -536,7 +572,7 @@ def _scratch(R, N, A, J, C, D, dtype, blocks, couple, hist_steps):
     nblocks = (N + BLOCK - 1) // BLOCK
     store = R * nblocks * A * BLOCK <= STORE_MAX
     lead = () if blocks else (R,)
-    units = (min(CHUNKS, nblocks),) if blocks else (R,)
+    units = (min(CHUNKS or nb.get_num_threads(), nblocks),) if blocks else (R,)
     return {
         "u_part": np.zeros((*lead, nblocks, A, C), dtype),
         "u": np.zeros((*lead, A, C), dtype),
@@ -640,7 +676,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     Wt = np.ascontiguousarray(np.stack([initial_particles(config, model, g, N).T for g in rngs]),
                               dtype=dtype)  # (R, D, N): loops over neurons are unit-stride
     ns = math.sqrt(sched.gamma_an * sched.dt / M)
-    blocks = R == 1 and N >= 16 * BLOCK
+    blocks = R == 1 and N >= BLOCK_PATH_MIN
     seg_max = int(np.max(np.diff(sched.snapshot_steps), initial=0))
     scr = _scratch(R, N, A, J, C, D, dtype, blocks, limit is not None,
                    seg_max if record_u else 0)

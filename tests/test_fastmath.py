@@ -56,17 +56,15 @@ def _ulps(got, want, dtype):
 
 
 def test_tanh_float32_accuracy_and_dtype():
-    # float32 tanh: degree-7 Taylor expm1 at |x|/32 and six doublings, all in float32.
-    # Measured: ≤ 5.4 float32 ulp and ≤ 2.9e-7 absolute against float64 np.tanh for
-    # |x| ≥ 1e-35 (below, |x|/32 is subnormal and the relative error grows, the absolute
-    # error stays < 1e-44).
+    # float32 tanh: k ln2 + r reduction, degree-7 Taylor expm1(r), all in float32.
+    # Measured: ≤ 2.82 float32 ulp and ≤ 1.5e-7 absolute against float64 np.tanh.
     x = np.concatenate([np.linspace(-12.0, 12.0, 400_001), np.geomspace(1e-35, 1.0, 20_000)])
     x = np.concatenate([x, -x]).astype(np.float32)
     out = np.empty_like(x)
     _apply_tanh(x, out)
     want = np.tanh(x.astype(np.float64))
-    assert _ulps(out, want, np.float32).max() <= 8.0
-    assert np.abs(out - want).max() <= 3e-7
+    assert _ulps(out, want, np.float32).max() <= 3.5
+    assert np.abs(out - want).max() <= 2e-7
     special = np.array([np.nan, np.inf, -np.inf, 0.0, 30.0, -30.0], np.float32)
     out = np.empty_like(special)
     _apply_tanh(special, out)

@@ -15,14 +15,15 @@ def _tanh_array(x, out):
         out[i] = _tanh(x[i])
 
 
-def test_fast_tanh_within_6_ulp_of_libm():
+def test_fast_tanh_within_4_ulp_of_libm():
+    # Measured 3.0 ulp (at x = −9.528) against libm, whose own error is < 1 ulp.
     x = np.concatenate([np.linspace(-25.0, 25.0, 400_001), np.geomspace(1e-300, 1.0, 20_000)])
     x = np.concatenate([x, -x])
     out = np.empty_like(x)
     _tanh_array(x, out)
     ref = np.tanh(x)
     ulp = np.abs(out - ref) / np.spacing(np.abs(ref))
-    assert ulp.max() <= 6.0
+    assert ulp.max() <= 4.0
     special = np.array([np.nan, np.inf, -np.inf, 0.0])
     out = np.empty(4)
     _tanh_array(special, out)
