@@ -173,3 +173,24 @@ def hand_data(rng, J, p_dim, C, loss, *, uniform=False):
 def make_hand_data():
     """Factory ``make_hand_data(rng, J, p_dim, C, loss, uniform=False)``."""
     return hand_data
+
+
+def _cli_study(tmp_path_factory, command, toml_text):
+    """Run ``meanfield COMMAND CONFIG --out DIR`` on toml_text in a fresh directory.
+
+    The command must exit 0; returns DIR.
+    """
+    from meanfield.cli import main
+
+    tmp = tmp_path_factory.mktemp(command)
+    cfg = tmp / "r.toml"
+    cfg.write_text(toml_text)
+    out = tmp / "out"
+    assert main([command, str(cfg), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def cli_study(tmp_path_factory):
+    """Factory ``cli_study(command, toml_text)`` → the output directory of that study."""
+    return lambda command, toml_text: _cli_study(tmp_path_factory, command, toml_text)

@@ -32,13 +32,8 @@ grid = 48
 
 
 @pytest.fixture(scope="module")
-def rate_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rate")
-    cfg = tmp / "r.toml"
-    cfg.write_text(TINY)
-    out = tmp / "out"
-    assert main(["rate", str(cfg), "--out", str(out)]) == 0
-    return out
+def rate_dir(cli_study):
+    return cli_study("rate", TINY)
 
 
 def test_rate_writes_contract(rate_dir):

@@ -83,13 +83,8 @@ def test_cells_grid_and_errors():
 
 
 @pytest.fixture(scope="module")
-def regimes_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("regimes")
-    cfg = tmp / "r.toml"
-    cfg.write_text(TINY)
-    out = tmp / "out"
-    assert main(["regimes", str(cfg), "--out", str(out)]) == 0
-    return out
+def regimes_dir(cli_study):
+    return cli_study("regimes", TINY)
 
 
 def test_regimes_writes_contract(regimes_dir):
