@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 from llvmlite import ir
-from numba.core import types
+from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
 LAYERS = {"both": 0, "first": 1}
@@ -363,40 +363,62 @@ def _preact_block(Wt, lo, nk, off, X, j, s):
             s[k] += Wt[off + r, lo + k] * xr
 
 
+def _lanes8(weighted: bool):
+    """Intrinsic Σ_{k<n} a[lo+k] b[k] (weighted) or Σ_{k<n} b[k] in a fixed 8-lane order.
+
+    Lane j sums the terms k ≡ j (mod 8) of the first n − n mod 8 in order, the tail goes
+    into lane 0, and the lanes are added as ((0+1)+(2+3))+((4+5)+(6+7)): the same bits for
+    any thread count or block split.  Written with explicit 8-wide LLVM vectors because
+    LLVM's SLP vectoriser leaves the equivalent eight scalar accumulators scalar (measured
+    0.25 ns per term, against 0.05 ns for this loop, on a 10³-term dot in float64).
+    a and b are contiguous 1-D arrays of one float dtype.
+    """
+
+    def impl(typingctx, a, lo, b, n):
+        ok = all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" for x in (a, b))
+        if not (ok and a.dtype == b.dtype and isinstance(a.dtype, types.Float)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            intp = context.get_value_type(types.intp)
+            vty = ir.VectorType(context.get_value_type(sig.args[0].dtype), 8)
+            pa = context.make_array(sig.args[0])(context, builder, args[0]).data
+            pb = context.make_array(sig.args[2])(context, builder, args[2]).data
+            pa = builder.gep(pa, [context.cast(builder, args[1], sig.args[1], types.intp)])
+            n = context.cast(builder, args[3], sig.args[3], types.intp)
+            n8 = builder.and_(n, intp(-8))
+
+            def term(k, width):
+                def at(ptr):
+                    ptr = builder.gep(ptr, [k])
+                    return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=1) \
+                        if width == 8 else builder.load(ptr)
+                return builder.fmul(at(pa), at(pb)) if weighted else at(pb)
+
+            acc = cgutils.alloca_once_value(builder, ir.Constant(vty, None))
+            with cgutils.for_range_slice(builder, intp(0), n8, intp(8), intp) as (k, _):
+                builder.store(builder.fadd(builder.load(acc), term(k, 8)), acc)
+            v = builder.load(acc)
+            lane0 = cgutils.alloca_once_value(builder, builder.extract_element(v, intp(0)))
+            with cgutils.for_range_slice(builder, n8, n, intp(1), intp) as (k, _):
+                builder.store(builder.fadd(builder.load(lane0), term(k, 1)), lane0)
+            e = [builder.load(lane0)] + [builder.extract_element(v, intp(j)) for j in range(1, 8)]
+            left = builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3]))
+            return builder.fadd(left, builder.fadd(builder.fadd(e[4], e[5]),
+                                                   builder.fadd(e[6], e[7])))
+
+        return a.dtype(a, lo, b, n), codegen
+
+    return intrinsic(impl)
+
+
+_dot8, _sum8 = _lanes8(True), _lanes8(False)
+
+
 @nb.njit(inline="always", **_JIT)
 def _lane_dot(a, lo, b, n, weighted):
     """Σ_{k<n} a[lo+k] b[k] (or Σ b[k] if not weighted) in a fixed 8-lane order (b's dtype)."""
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = _like(b, 0.0)
-    k = 0
-    if weighted:
-        while k + 8 <= n:
-            a0 += a[lo + k] * b[k]
-            a1 += a[lo + k + 1] * b[k + 1]
-            a2 += a[lo + k + 2] * b[k + 2]
-            a3 += a[lo + k + 3] * b[k + 3]
-            a4 += a[lo + k + 4] * b[k + 4]
-            a5 += a[lo + k + 5] * b[k + 5]
-            a6 += a[lo + k + 6] * b[k + 6]
-            a7 += a[lo + k + 7] * b[k + 7]
-            k += 8
-        while k < n:
-            a0 += a[lo + k] * b[k]
-            k += 1
-    else:
-        while k + 8 <= n:
-            a0 += b[k]
-            a1 += b[k + 1]
-            a2 += b[k + 2]
-            a3 += b[k + 3]
-            a4 += b[k + 4]
-            a5 += b[k + 5]
-            a6 += b[k + 6]
-            a7 += b[k + 7]
-            k += 8
-        while k < n:
-            a0 += b[k]
-            k += 1
-    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+    return _dot8(a, lo, b, n) if weighted else _sum8(a, lo, b, n)
 
 
 @nb.njit(inline="always", **_JIT)

@@ -7,6 +7,7 @@
 - the covariance of ``noise_sample`` over many ξ against Σ = Cov_z H.
 """
 
+import numba as nb
 import numpy as np
 import pytest
 
@@ -226,3 +227,33 @@ def test_noise_covariance_single_atom_is_zero(rng, make_hand_data):
     W = rng.normal(size=(5, model.dim))
     u = models.mean_field(W, data.x, model)
     np.testing.assert_array_equal(models.noise_covariance(W, u, data, model), 0.0)
+
+
+@nb.njit(cache=True)
+def _apply_lane_dot(a, lo, b, n, weighted):
+    return models._lane_dot(a, lo, b, n, weighted)
+
+
+def _lane_order_reference(a, lo, b, n, weighted):
+    """The documented order in NumPy: lane j sums terms k ≡ j (mod 8) of the first
+    n − n mod 8 sequentially (np.cumsum is sequential), the tail goes into lane 0, then
+    ((0+1)+(2+3))+((4+5)+(6+7))."""
+    terms = a[lo:lo + n] * b[:n] if weighted else b[:n].copy()
+    n8 = n - n % 8
+    zero = np.zeros(1, terms.dtype)
+    lanes = [np.cumsum(np.concatenate([zero, terms[j:n8:8]]))[-1] for j in range(8)]
+    lanes[0] = np.cumsum(np.concatenate([[lanes[0]], terms[n8:]]))[-1]
+    e = lanes
+    return ((e[0] + e[1]) + (e[2] + e[3])) + ((e[4] + e[5]) + (e[6] + e[7]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lane_dot_is_the_documented_fixed_order(dtype):
+    rng = np.random.default_rng(7)
+    for n in list(range(0, 20)) + [63, 64, 65, 1000, 1001]:
+        lo = int(rng.integers(0, 9))
+        a = rng.normal(size=lo + n + 2).astype(dtype)
+        b = rng.normal(size=n + 3).astype(dtype)
+        for weighted in (True, False):
+            got = _apply_lane_dot(a, lo, b, n, weighted)
+            assert got == _lane_order_reference(a, lo, b, n, weighted), (n, lo, weighted)
