@@ -233,15 +233,16 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                             ssum[k] += cn[k]
         if not keep:
             _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
-        if nt == TILE and one_output:
+        if one_output:  # a partial tile is padded with copies of its last atom, weight 0
+            t1, t2, t3 = min(1, nt - 1), min(2, nt - 1), min(3, nt - 1)
             if keep:
-                rows = (store[i0], store[i0 + 1], store[i0 + 2], store[i0 + 3])
+                rows = (store[i0], store[i0 + t1], store[i0 + t2], store[i0 + t3])
             else:
-                rows = (vec[SIG], vec[SIG + 1], vec[SIG + 2], vec[SIG + 3])
-                for t in range(TILE):
-                    _sig_block(vec[t], rows[t], nk, act)
-            _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, rows, noise,
-                             (vec[CN], vec[CN + 1], vec[CN + 2], vec[CN + 3]), act, GD, GN)
+                for t in range(nt):
+                    _sig_block(vec[t], vec[SIG + t], nk, act)
+                rows = (vec[SIG], vec[SIG + t1], vec[SIG + t2], vec[SIG + t3])
+            _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
+                             (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD, GN)
             continue
         for t in range(nt):
             i = i0 + t
