@@ -434,6 +434,18 @@ def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
         x0 = X[atoms[i0 + t], 0]
         for k in range(nk):
             s[k] = Wt[off, lo + k] * x0
+    if nt == TILE:  # one pass per input: each weight loaded once for the 4 atoms
+        s0, s1, s2, s3 = rows[base], rows[base + 1], rows[base + 2], rows[base + 3]
+        j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
+        for r in range(1, p):
+            x0, x1, x2, x3 = X[j0, r], X[j1, r], X[j2, r], X[j3, r]
+            for k in range(nk):
+                w = Wt[off + r, lo + k]
+                s0[k] += w * x0
+                s1[k] += w * x1
+                s2[k] += w * x2
+                s3[k] += w * x3
+        return
     for r in range(1, p):
         for t in range(nt):
             s = rows[base + t]
@@ -595,6 +607,16 @@ def _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, ebase, cnbase, 
     (r, k), as atom by atom, but each row GD[off + r] serves the whole tile from L1.
     """
     p = X.shape[1]
+    if nt == TILE and not noise:  # one pass per input: GD's row loaded once for the 4 atoms
+        e0, e1, e2, e3 = vec[ebase], vec[ebase + 1], vec[ebase + 2], vec[ebase + 3]
+        j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
+        for r in range(p):
+            c0, c1 = cd[i0] * X[j0, r], cd[i0 + 1] * X[j1, r]
+            c2, c3 = cd[i0 + 2] * X[j2, r], cd[i0 + 3] * X[j3, r]
+            G = GD[off + r]
+            for k in range(nk):
+                G[k] = (((G[k] + c0 * e0[k]) + c1 * e1[k]) + c2 * e2[k]) + c3 * e3[k]
+        return
     for r in range(p):
         for t in range(nt):
             i = i0 + t
