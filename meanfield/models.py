@@ -548,6 +548,41 @@ def _output_grads(Wt, lo, nk, g, i, cd, cn, noise, layers, act, sig, dsig, e, GD
 
 
 @nb.njit(inline="always", **_JIT)
+def _output_grads_tile(Wt, lo, nk, g, i0, cd, act, sig, e, GD):
+    """``_output_grads`` of a full tile of 4 atoms i0..i0+3 (layers = both, no noise).
+
+    The same products and the same order of sums (atoms in order into GD[c, k], outputs
+    in order into e_t[k]), so the same bits; but each Wt[c] and GD[c] row is loaded once
+    for the 4 atoms.  sig = (σ rows), e = (rows for (a·g_t) σ').
+    """
+    C = g.shape[1]
+    s0, s1, s2, s3 = sig
+    e0, e1, e2, e3 = e
+    zero = _like(e0, 0.0)
+    for k in range(nk):
+        e0[k] = zero
+        e1[k] = zero
+        e2[k] = zero
+        e3[k] = zero
+    for c in range(C):
+        g0, g1, g2, g3 = g[i0, c], g[i0 + 1, c], g[i0 + 2, c], g[i0 + 3, c]
+        c0, c1, c2, c3 = cd[i0] * g0, cd[i0 + 1] * g1, cd[i0 + 2] * g2, cd[i0 + 3] * g3
+        G = GD[c]
+        for k in range(nk):
+            w = Wt[c, lo + k]
+            e0[k] += w * g0
+            e1[k] += w * g1
+            e2[k] += w * g2
+            e3[k] += w * g3
+            G[k] = (((G[k] + c0 * s0[k]) + c1 * s1[k]) + c2 * s2[k]) + c3 * s3[k]
+    for k in range(nk):
+        e0[k] *= _dsig(s0[k], act)
+        e1[k] *= _dsig(s1[k], act)
+        e2[k] *= _dsig(s2[k], act)
+        e3[k] *= _dsig(s3[k], act)
+
+
+@nb.njit(inline="always", **_JIT)
 def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, GD, GN):
     """``_output_grads`` + ``_input_grads_tile`` of a tile (layers = both, C = p = 1).
 

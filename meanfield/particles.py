@@ -40,6 +40,7 @@ from .models import (
     _loss_grad_kernel,
     _mean_field_kernel,
     _output_grads,
+    _output_grads_tile,
     _preact_tile,
     _reduce_blocks,
     _sig_block,
@@ -245,13 +246,23 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
             _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
                              (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD, GN)
             continue
-        for t in range(nt):
-            i = i0 + t
-            sig = store[i] if keep else vec[SIG + t]
-            if not keep:
-                _sig_block(vec[t], sig, nk, act)
-            _output_grads(Wt, lo, nk, g, i, cd[i], vec[CN + t], noise, layers, act, sig, dsig,
-                          vec[E + t], GD, GN)
+        if nt == TILE and layers == _BOTH and not noise:
+            if keep:
+                rows = (store[i0], store[i0 + 1], store[i0 + 2], store[i0 + 3])
+            else:
+                for t in range(TILE):
+                    _sig_block(vec[t], vec[SIG + t], nk, act)
+                rows = (vec[SIG], vec[SIG + 1], vec[SIG + 2], vec[SIG + 3])
+            _output_grads_tile(Wt, lo, nk, g, i0, cd, act, rows,
+                               (vec[E], vec[E + 1], vec[E + 2], vec[E + 3]), GD)
+        else:
+            for t in range(nt):
+                i = i0 + t
+                sig = store[i] if keep else vec[SIG + t]
+                if not keep:
+                    _sig_block(vec[t], sig, nk, act)
+                _output_grads(Wt, lo, nk, g, i, cd[i], vec[CN + t], noise, layers, act, sig,
+                              dsig, vec[E + t], GD, GN)
         _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, E, CN, GD, GN)
     for r in range(D):
         if noise:
