@@ -119,6 +119,32 @@ def test_steps_match_reference(act, layers, loss, C, mode, noise, sampling, alph
         assert not np.array_equal(traj.W[r, 0], traj.W[r, 3])
 
 
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+@pytest.mark.parametrize(("mode", "M", "J"), [("sgd", 10, 7), ("sgd", 3, 7), ("sde", 4, 7),
+                                              ("sde", 4, 6), ("sde", 4, 5), ("ode", 4, 9),
+                                              ("sde", 4, 4)])
+def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, rng, ref,
+                                                       make_hand_data):
+    # layers = both, C = 1, p = 1 takes the one-pass tile kernel (models._grads_full_tile),
+    # with partial tiles padded by zero-weight copies: M = 10 is tiles of 4, 4, 2; M = 3 one
+    # partial tile; J = 7, 6, 5 and 9 (sde, ode) end with partial tiles of 3, 2 and 1 atoms,
+    # J = 4 is one full tile.
+    N, R = 13, 2
+    data = make_hand_data(rng, J, 1, 1, "squared")
+    gan = gamma_an(1.0, 0.5, 0.25, N)
+    cfg = make_config(act, "both", "squared", 1, l2=0.05, mode=mode, alpha=0.25, beta=0.5,
+                      gamma=1.0, M=M, T=3 * gan, snapshots=4, N=N, seeds=R, seed=3)
+    traj = simulate(cfg, data=data)
+    _, keys = replica_streams(cfg)
+    m = spec(act, "both", "squared", 1, 0.05)
+    for r in range(R):
+        for n in range(3):
+            expected = reference_step(ref, traj.W[r, n], r, n, keys, cfg, data, m, gan, gan)
+            np.testing.assert_allclose(traj.W[r, n + 1], expected, rtol=1e-12, atol=1e-12,
+                                       err_msg=f"replica {r}, step {n}")
+
+
 @pytest.mark.parametrize(("mode", "noise"), [("sgd", "independent"), ("sde", "independent"),
                                              ("sde", "shared")])
 def test_steps_match_reference_block_parallel_path(mode, noise, rng, ref, make_hand_data):
