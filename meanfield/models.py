@@ -281,7 +281,7 @@ def _log(x):
     Made for the normal draws, which need a cheap log, not a correctly rounded one:
     x = 2^k (1 + f) with 1 + f ∈ [√2/2, √2) read from the bits (no division), then
     k ln 2 + f − f²/2 + f³ Q(f) with Q in Estrin's form by explicit FMAs (the same bits in
-    every kernel).  Measured relative error ≤ 1e-8 against ``np.log`` over [2⁻⁶⁰, 1]
+    every kernel).  Measured relative error ≤ 6.9e-9 against ``np.log`` over [2⁻⁶⁰, 2⁶⁰]
     (tests/test_fastmath.py).  Zero, negative, subnormal, inf and NaN arguments are not
     handled (the engine never passes them).
     """

@@ -235,7 +235,8 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                             ssum[k] += cn[k]
         if not keep:
             _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
-        if one_output:  # a partial tile is padded with copies of its last atom, weight 0
+        if one_output or (nt == TILE and layers == _BOTH and not noise):  # one-pass tiles
+            # a partial tile (one_output only) is padded with copies of its last atom, weight 0
             t1, t2, t3 = min(1, nt - 1), min(2, nt - 1), min(3, nt - 1)
             if keep:
                 rows = (store[i0], store[i0 + t1], store[i0 + t2], store[i0 + t3])
@@ -243,16 +244,11 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                 for t in range(nt):
                     _sig_block(vec[t], vec[SIG + t], nk, act)
                 rows = (vec[SIG], vec[SIG + t1], vec[SIG + t2], vec[SIG + t3])
-            _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
-                             (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD, GN)
-            continue
-        if nt == TILE and layers == _BOTH and not noise:
-            if keep:
-                rows = (store[i0], store[i0 + 1], store[i0 + 2], store[i0 + 3])
-            else:
-                for t in range(TILE):
-                    _sig_block(vec[t], vec[SIG + t], nk, act)
-                rows = (vec[SIG], vec[SIG + 1], vec[SIG + 2], vec[SIG + 3])
+            if one_output:
+                _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
+                                 (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD,
+                                 GN)
+                continue
             _output_grads_tile(Wt, lo, nk, g, i0, cd, act, rows,
                                (vec[E], vec[E + 1], vec[E + 2], vec[E + 3]), GD)
         else:

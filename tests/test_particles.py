@@ -119,7 +119,6 @@ def test_steps_match_reference(act, layers, loss, C, mode, noise, sampling, alph
         assert not np.array_equal(traj.W[r, 0], traj.W[r, 3])
 
 
-
 @pytest.mark.parametrize("act", ACTIVATIONS)
 @pytest.mark.parametrize(("mode", "M", "J"), [("sgd", 10, 7), ("sgd", 3, 7), ("sde", 4, 7),
                                               ("sde", 4, 6), ("sde", 4, 5), ("ode", 4, 9),
