@@ -32,8 +32,8 @@ from .models import (
     BLOCK,
     TILE,
     Model,
+    _dsig,
     _forward_block,
-    _grads_full_tile,
     _input_grads_tile,
     _like,
     _log,
@@ -183,6 +183,78 @@ def _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms):
 
 # ---------------------------------------------------------------- the step
 @nb.njit(inline="always", **_JIT)
+def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, GD, GN, normals):
+    """``_output_grads`` + ``_input_grads_tile`` of a tile (layers = both, C = p = 1).
+
+    One pass over the neurons for the TILE = 4 atoms i0..i0+3.
+
+    sig = (σ rows of the 4 atoms), cn = (noise-coefficient rows).  The same products, added
+    to GD and GN in the same atom order, so the same bits; but the gradient rows stay in
+    registers across the tile and e is never stored.  A partial tile (nt < 4 atoms) passes
+    rows of its own atoms in the missing places; those atoms get g = cd = 0, so they add
+    exact zeros (the sums keep their values; only the sign of a zero sum can differ).
+    """
+    zero = _like(g, 0.0)
+    i1, i2, i3 = i0 + min(1, nt - 1), i0 + min(2, nt - 1), i0 + min(3, nt - 1)
+    g0, g1 = g[i0, 0], g[i1, 0] if nt > 1 else zero
+    g2, g3 = g[i2, 0] if nt > 2 else zero, g[i3, 0] if nt > 3 else zero
+    w0, w1 = cd[i0], cd[i1] if nt > 1 else zero
+    w2, w3 = cd[i2] if nt > 2 else zero, cd[i3] if nt > 3 else zero
+    c0, c1, c2, c3 = w0 * g0, w1 * g1, w2 * g2, w3 * g3
+    x0, x1 = X[atoms[i0], 0], X[atoms[i1], 0]
+    x2, x3 = X[atoms[i2], 0], X[atoms[i3], 0]
+    d0, d1, d2, d3 = w0 * x0, w1 * x1, w2 * x2, w3 * x3
+    gs, cs, ds, xs = (g0, g1, g2, g3), (c0, c1, c2, c3), (d0, d1, d2, d3), (x0, x1, x2, x3)
+    # Separate loops rather than one with `if noise` inside: the single loop measured 15–25 %
+    # slower (toy sgd 1.43e-5 against 1.25e-5 s/step at N = 10³).
+    if noise and normals[0]:  # independent noise drawn here, in registers
+        _, key, half, sqrt_p, ssum = normals
+        zero = _like(sqrt_p, 0.0)
+        q0, q1 = sqrt_p[i0], sqrt_p[i1] if nt > 1 else zero
+        q2, q3 = sqrt_p[i2] if nt > 2 else zero, sqrt_p[i3] if nt > 3 else zero
+        m = i0 // 2
+        for k in range(nk):
+            za, zb = _normal_pair(key, (lo + k) * half + m)
+            zc, zd = _normal_pair(key, (lo + k) * half + m + 1)
+            v0, v1 = _like(GD, q0 * za), _like(GD, q1 * zb)  # as stored in a cn row
+            v2, v3 = _like(GD, q2 * zc), _like(GD, q3 * zd)
+            ssum[k] = (((ssum[k] + v0) + v1) + v2) + v3
+            t, e = _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+            _tile_noise(k, (v0, v1, v2, v3), t, e, gs, xs, GN)
+    elif noise:
+        n0, n1, n2, n3 = cn
+        for k in range(nk):
+            t, e = _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+            _tile_noise(k, (n0[k], n1[k], n2[k], n3[k]), t, e, gs, xs, GN)
+    else:
+        for k in range(nk):
+            _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+
+
+@nb.njit(inline="always", **_JIT)
+def _tile_drift(a, k, sig, gs, cs, ds, act, GD):
+    """Neuron k of ``_grads_full_tile``, output weight a: GD[:, k] += the 4 atoms' terms.
+
+    Added in atom order; returns the atoms' σ and e = a g σ'.
+    """
+    t = (sig[0][k], sig[1][k], sig[2][k], sig[3][k])
+    e = ((a * gs[0]) * _dsig(t[0], act), (a * gs[1]) * _dsig(t[1], act),
+         (a * gs[2]) * _dsig(t[2], act), (a * gs[3]) * _dsig(t[3], act))
+    GD[0, k] = (((GD[0, k] + cs[0] * t[0]) + cs[1] * t[1]) + cs[2] * t[2]) + cs[3] * t[3]
+    GD[1, k] = (((GD[1, k] + ds[0] * e[0]) + ds[1] * e[1]) + ds[2] * e[2]) + ds[3] * e[3]
+    return t, e
+
+
+@nb.njit(inline="always", **_JIT)
+def _tile_noise(k, n, t, e, gs, xs, GN):
+    """Neuron k of ``_grads_full_tile``: add the 4 atoms' noise terms n_i H_i to GN[:, k]."""
+    GN[0, k] = ((((GN[0, k] + n[0] * t[0] * gs[0]) + n[1] * t[1] * gs[1]) + n[2] * t[2] * gs[2])
+                + n[3] * t[3] * gs[3])
+    GN[1, k] = ((((GN[1, k] + n[0] * e[0] * xs[0]) + n[1] * e[1] * xs[1]) + n[2] * e[2] * xs[2])
+                + n[3] * e[3] * xs[3])
+
+
+@nb.njit(inline="always", **_JIT)
 def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
                   kstep, layers, act, l2, om, dt, ns, vec, GD, GN, store):
     """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
@@ -203,13 +275,14 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
     dsig, ssum = vec[4 * TILE], vec[4 * TILE + 1]
     keep = store.shape[1] > 0
     one_output = layers == _BOTH and C == 1 and X.shape[1] == 1  # scalar regression on a line
+    draw_here = one_output and independent  # the tile kernel draws the normals in registers
     GD[:, :nk] = 0.0
     if noise:
         GN[:, :nk] = 0.0
         ssum[:nk] = 0.0
     for i0 in range(0, na, TILE):
         nt = min(TILE, na - i0)
-        if noise:  # cn_i = √p_i g^k_i for the tile's atoms, and ssum in atom order
+        if noise and not draw_here:  # cn_i = √p_i g^k_i for the tile's atoms, ssum in atom order
             if not independent:
                 for t in range(nt):
                     cn = vec[CN + t]
@@ -247,7 +320,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
             if one_output:
                 _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
                                  (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD,
-                                 GN)
+                                 GN, (draw_here, kstep, half, sqrt_p, ssum))
                 continue
             _output_grads_tile(Wt, lo, nk, g, i0, cd, act, rows,
                                (vec[E], vec[E + 1], vec[E + 2], vec[E + 3]), GD)
