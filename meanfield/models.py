@@ -415,31 +415,123 @@ def _lanes8(weighted: bool):
 _dot8, _sum8 = _lanes8(True), _lanes8(False)
 
 
+@intrinsic
+def _preact8x4(typingctx, Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1):
+    """rows[base + t, k + l] (+)= Σ_{r0 ≤ r < r1} Wt[off + r, col + l] X[j_t, r], t < 4, l < 8.
+
+    r0 = 0 starts the sums, with the product of input 0; r0 > 0 continues the sums in rows.
+    One multiply and one add per input in input order, exactly as the scalar loops of
+    ``_preact_tile``: the same bits.  Explicit 8-wide LLVM vectors keep the 4 × 8 sums in
+    registers across the inputs, so a weight is loaded once for 4 atoms and a sum once per
+    call (LLVM does not vectorise this outer loop by itself).  Wt (D, N), X (J, p) and
+    rows are C-contiguous 2-D arrays of one float dtype.
+    """
+    arrs = (Wt, X, rows)
+    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrs):
+        return None
+    if not (Wt.dtype == X.dtype == rows.dtype and isinstance(Wt.dtype, types.Float)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1 = args
+        st = sig.args
+        intp = context.get_value_type(types.intp)
+        vty = ir.VectorType(context.get_value_type(st[0].dtype), 8)
+
+        def cast(v, i):
+            return context.cast(builder, v, st[i], types.intp)
+
+        Wa = context.make_array(st[0])(context, builder, Wt)
+        Xa = context.make_array(st[3])(context, builder, X)
+        Ra = context.make_array(st[8])(context, builder, rows)
+        nW = cgutils.unpack_tuple(builder, Wa.shape, 2)[1]
+        p = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
+        nR = cgutils.unpack_tuple(builder, Ra.shape, 2)[1]
+        col, off, base, k, r0, r1 = (cast(v, i) for v, i in ((col, 1), (off, 2), (base, 9),
+                                                             (k, 10), (r0, 11), (r1, 12)))
+        js = [builder.mul(cast(j, 4 + t), p) for t, j in enumerate((j0, j1, j2, j3))]
+        zero8 = ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
+
+        def vptr(data, i):
+            return builder.bitcast(builder.gep(data, [i]), vty.as_pointer())
+
+        def wrow(r):
+            return builder.load(vptr(Wa.data, builder.add(builder.mul(builder.add(off, r), nW),
+                                                          col)), align=1)
+
+        def xs(t, r):
+            x = builder.load(builder.gep(Xa.data, [builder.add(js[t], r)]))
+            v = builder.insert_element(ir.Constant(vty, None), x, intp(0))
+            return builder.shuffle_vector(v, ir.Constant(vty, None), zero8)
+
+        out = [vptr(Ra.data, builder.add(builder.mul(builder.add(base, intp(t)), nR), k))
+               for t in range(4)]
+        accs = [cgutils.alloca_once(builder, vty) for t in range(4)]
+        first = builder.icmp_signed("==", r0, intp(0))
+        with builder.if_else(first) as (start, resume):
+            with start:
+                w = wrow(intp(0))
+                for t in range(4):
+                    builder.store(builder.fmul(w, xs(t, intp(0))), accs[t])
+            with resume:
+                for t in range(4):
+                    builder.store(builder.load(out[t], align=1), accs[t])
+        lo = builder.select(first, intp(1), r0)
+        with cgutils.for_range_slice(builder, lo, r1, intp(1), intp) as (r, _):
+            w = wrow(r)
+            for t in range(4):
+                builder.store(builder.fadd(builder.load(accs[t]), builder.fmul(w, xs(t, r))),
+                              accs[t])
+        for t in range(4):
+            builder.store(builder.load(accs[t]), out[t], align=1)
+        return context.get_dummy_value()
+
+    return types.none(Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1), codegen
+
+
 @nb.njit(inline="always", **_JIT)
 def _lane_dot(a, lo, b, n, weighted):
     """Σ_{k<n} a[lo+k] b[k] (or Σ b[k] if not weighted) in a fixed 8-lane order (b's dtype)."""
     return _dot8(a, lo, b, n) if weighted else _sum8(a, lo, b, n)
 
 
+_INPUTS_PER_PASS = 8  # inputs per register pass of _preact8x4 (see _preact_tile)
+
+
 @nb.njit(inline="always", **_JIT)
 def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
     """rows[base + t, k] = ⟨b_{lo+k}, x_{atoms[i0+t]}⟩ for t < nt, k < nk.
 
-    The same sums, in the same order, as ``_preact_block`` atom by atom, but each row
-    Wt[off + r] is used for the nt atoms while it is in L1 (large input dimensions).
+    The same sums, in the same order, as ``_preact_block`` atom by atom, but a full tile
+    with p > 1 inputs keeps 8 neurons × 4 atoms in registers over all inputs
+    (``_preact8x4``; digits at N = 10³: 2.5× faster than the loops below, which do the last
+    nk mod 8 neurons and partial tiles, each row Wt[off + r] used for the nt atoms while it
+    is in L1).  All inputs in one pass, except when a row of Wt is a multiple of 1 KiB long
+    (N a multiple of 128 in float64): then the 8-neuron pieces of the rows fall in at most 4
+    sets of the L1 cache, which hold 8–12 lines each, and a pass takes ``_INPUTS_PER_PASS``
+    inputs (in one pass, N = 1024 measured 0.080 against 0.028 ns per multiply-add for
+    N = 1000; in passes of 8, 0.034 for both).
     """
     p = X.shape[1]
+    k8 = nk - nk % 8 if nt == TILE and p > 1 else 0  # neurons done 8 at a time
+    if k8 > 0:  # 8 neurons × 4 atoms in registers over all inputs
+        j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
+        per = p if (Wt.shape[1] * Wt.itemsize) % 1024 else _INPUTS_PER_PASS
+        for r0 in range(0, p, per):
+            r1 = min(p, r0 + per)
+            for k in range(0, k8, 8):
+                _preact8x4(Wt, lo + k, off, X, j0, j1, j2, j3, rows, base, k, r0, r1)
     for t in range(nt):
         s = rows[base + t]
         x0 = X[atoms[i0 + t], 0]
-        for k in range(nk):
+        for k in range(k8, nk):
             s[k] = Wt[off, lo + k] * x0
     if nt == TILE:  # one pass per input: each weight loaded once for the 4 atoms
         s0, s1, s2, s3 = rows[base], rows[base + 1], rows[base + 2], rows[base + 3]
         j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
         for r in range(1, p):
             x0, x1, x2, x3 = X[j0, r], X[j1, r], X[j2, r], X[j3, r]
-            for k in range(nk):
+            for k in range(k8, nk):
                 w = Wt[off + r, lo + k]
                 s0[k] += w * x0
                 s1[k] += w * x1

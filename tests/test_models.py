@@ -257,3 +257,33 @@ def test_lane_dot_is_the_documented_fixed_order(dtype):
         for weighted in (True, False):
             got = _apply_lane_dot(a, lo, b, n, weighted)
             assert got == _lane_order_reference(a, lo, b, n, weighted), (n, lo, weighted)
+
+
+@nb.njit(cache=True)
+def _apply_preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
+    models._preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_preact_tile_is_the_sequential_input_sum(dtype):
+    # rows[base + t, k] = ((W[off, lo+k] x_0 + W[off+1, lo+k] x_1) + …) + W[off+p−1, lo+k] x_{p−1}
+    # bitwise, for full tiles (8 × 4 register blocks, one pass or, with rows 1 KiB long,
+    # N = 1024 / 2048, passes of 8 inputs), neurons beyond the last multiple of 8 and
+    # partial tiles; NumPy's elementwise loop is the independent reference.
+    rng = np.random.default_rng(11)
+    for N, p, lo, nk, nt in [(1000, 64, 0, 512, 4), (1024, 64, 512, 512, 4),
+                             (2048, 20, 8, 37, 4), (300, 9, 3, 61, 4), (300, 9, 0, 300, 3),
+                             (130, 2, 1, 7, 4), (130, 1, 0, 130, 4), (1024, 64, 0, 512, 2)]:
+        off, J, base = 3, 11, 2
+        Wt = rng.normal(size=(off + p, N)).astype(dtype)
+        X = rng.normal(size=(J, p)).astype(dtype)
+        atoms = rng.permutation(J)[:6].astype(np.int64)
+        rows = np.full((base + 4 + 1, 512), np.nan, dtype)
+        _apply_preact_tile(Wt, lo, nk, off, X, atoms, 1, nt, rows, base)
+        for t in range(nt):
+            x = X[atoms[1 + t]]
+            want = Wt[off, lo:lo + nk] * x[0]
+            for r in range(1, p):
+                want = want + Wt[off + r, lo:lo + nk] * x[r]
+            np.testing.assert_array_equal(rows[base + t, :nk], want, err_msg=f"{N, p, nk, t}")
+        assert np.isnan(rows[base + nt:, :]).all() and np.isnan(rows[:base]).all()
