@@ -504,34 +504,43 @@ def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
 
     The same sums, in the same order, as ``_preact_block`` atom by atom, but a full tile
     with p > 1 inputs keeps 8 neurons × 4 atoms in registers over all inputs
-    (``_preact8x4``; digits at N = 10³: 2.5× faster than the loops below, which do the last
-    nk mod 8 neurons and partial tiles, each row Wt[off + r] used for the nt atoms while it
-    is in L1).  All inputs in one pass, except when a row of Wt is a multiple of 1 KiB long
-    (N a multiple of 128 in float64): then the 8-neuron pieces of the rows fall in at most 4
-    sets of the L1 cache, which hold 8–12 lines each, and a pass takes ``_INPUTS_PER_PASS``
-    inputs (in one pass, N = 1024 measured 0.080 against 0.028 ns per multiply-add for
-    N = 1000; in passes of 8, 0.034 for both).
+    (``_preact8x4``; digits at N = 10³: 2.5× faster than the loops of ``_preact_cols``,
+    which do the last nk mod 8 neurons and the other cases, each row Wt[off + r] used for
+    the nt atoms while it is in L1).  All inputs go in one pass, except when a row of Wt is
+    a multiple of 1 KiB long (N a multiple of 128 in float64): then the 8-neuron pieces of
+    the rows fall in at most 4 sets of the L1 cache, which hold 8–12 lines each, and a pass
+    takes ``_INPUTS_PER_PASS`` inputs (in one pass, N = 1024 measured 0.080 against 0.028
+    ns per multiply-add for N = 1000; in passes of 8, 0.034 for both).
     """
     p = X.shape[1]
-    k8 = nk - nk % 8 if nt == TILE and p > 1 else 0  # neurons done 8 at a time
-    if k8 > 0:  # 8 neurons × 4 atoms in registers over all inputs
+    if nt == TILE and p > 1 and nk >= 8:  # 8 neurons × 4 atoms in registers over all inputs
+        k8 = nk - nk % 8
         j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
         per = p if (Wt.shape[1] * Wt.itemsize) % 1024 else _INPUTS_PER_PASS
         for r0 in range(0, p, per):
             r1 = min(p, r0 + per)
             for k in range(0, k8, 8):
                 _preact8x4(Wt, lo + k, off, X, j0, j1, j2, j3, rows, base, k, r0, r1)
+        _preact_cols(Wt, lo, k8, nk, off, X, atoms, i0, nt, rows, base)
+    else:  # the literal 0 matters: a start known only at run time measured 1.5× slower
+        _preact_cols(Wt, lo, 0, nk, off, X, atoms, i0, nt, rows, base)
+
+
+@nb.njit(inline="always", **_JIT)
+def _preact_cols(Wt, lo, k0, nk, off, X, atoms, i0, nt, rows, base):
+    """``_preact_tile`` for neurons k0 ≤ k < nk by loops over the neurons."""
+    p = X.shape[1]
     for t in range(nt):
         s = rows[base + t]
         x0 = X[atoms[i0 + t], 0]
-        for k in range(k8, nk):
+        for k in range(k0, nk):
             s[k] = Wt[off, lo + k] * x0
     if nt == TILE:  # one pass per input: each weight loaded once for the 4 atoms
         s0, s1, s2, s3 = rows[base], rows[base + 1], rows[base + 2], rows[base + 3]
         j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
         for r in range(1, p):
             x0, x1, x2, x3 = X[j0, r], X[j1, r], X[j2, r], X[j3, r]
-            for k in range(k8, nk):
+            for k in range(k0, nk):
                 w = Wt[off + r, lo + k]
                 s0[k] += w * x0
                 s1[k] += w * x1
@@ -542,7 +551,7 @@ def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
         for t in range(nt):
             s = rows[base + t]
             xr = X[atoms[i0 + t], r]
-            for k in range(nk):
+            for k in range(k0, nk):
                 s[k] += Wt[off + r, lo + k] * xr
 
 
