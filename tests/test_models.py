@@ -287,3 +287,31 @@ def test_preact_tile_is_the_sequential_input_sum(dtype):
                 want = want + Wt[off + r, lo:lo + nk] * x[r]
             np.testing.assert_array_equal(rows[base + t, :nk], want, err_msg=f"{N, p, nk, t}")
         assert np.isnan(rows[base + nt:, :]).all() and np.isnan(rows[:base]).all()
+
+
+@nb.njit(cache=True)
+def _apply_input_grads_tile(X, atoms, i0, nt, cd, off, nk, vec, ebase, GD):
+    models._input_grads_tile(X, atoms, i0, nt, cd, False, off, nk, vec, ebase, ebase, GD, GD)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_input_grads_tile_adds_the_atoms_in_order(dtype):
+    # GD[off + r, k] = (((G + c_0 e_0[k]) + c_1 e_1[k]) + c_2 e_2[k]) + c_3 e_3[k] with
+    # c_t = cd_t X[j_t, r], bitwise: 4 rows × 8 neurons in registers (_input_grads4x4), the
+    # last p mod 4 rows and nk mod 8 neurons by loops, and partial tiles atom by atom.
+    rng = np.random.default_rng(12)
+    for p, nk, nt in [(64, 512, 4), (9, 509, 4), (4, 8, 4), (3, 13, 4), (1, 100, 4), (6, 7, 4),
+                      (5, 33, 3)]:
+        off, J, ebase, i0 = 2, 10, 3, 1
+        X = rng.normal(size=(J, p)).astype(dtype)
+        atoms = rng.permutation(J)[:6].astype(np.int64)
+        cd = rng.uniform(0.1, 1.0, size=6).astype(dtype)
+        vec = rng.normal(size=(ebase + 4, 512)).astype(dtype)
+        GD = rng.normal(size=(off + p + 1, 512)).astype(dtype)
+        want = GD.copy()
+        for r in range(p):
+            for t in range(nt):
+                c = cd[i0 + t] * X[atoms[i0 + t], r]
+                want[off + r, :nk] = want[off + r, :nk] + c * vec[ebase + t, :nk]
+        _apply_input_grads_tile(X, atoms, i0, nt, cd, off, nk, vec, ebase, GD)
+        np.testing.assert_array_equal(GD, want, err_msg=f"p={p}, nk={nk}, nt={nt}")
