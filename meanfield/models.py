@@ -415,6 +415,49 @@ def _lanes8(weighted: bool):
 _dot8, _sum8 = _lanes8(True), _lanes8(False)
 
 
+def _float_c2d(arrays, scalars=()):
+    """Check that the arrays are C-contiguous 2-D of one float dtype, the scalars of it too."""
+    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrays):
+        return False
+    dt = arrays[0].dtype
+    same = all(x == dt for x in (*scalars, *(a.dtype for a in arrays)))
+    return isinstance(dt, types.Float) and same
+
+
+class _Vec8:
+    """LLVM IR helpers of the 8-wide kernels: index casts, C 2-D arrays, vector loads."""
+
+    def __init__(self, context, builder, sig):
+        self.context, self.builder, self.sig = context, builder, sig
+        self.intp = context.get_value_type(types.intp)
+        self.vty = ir.VectorType(context.get_value_type(sig.args[0].dtype), 8)
+
+    def index(self, args, i):
+        """Return argument i as an intp."""
+        return self.context.cast(self.builder, args[i], self.sig.args[i], types.intp)
+
+    def c2d(self, args, i):
+        """Return (data pointer, row length) of the C-contiguous 2-D array argument i."""
+        a = self.context.make_array(self.sig.args[i])(self.context, self.builder, args[i])
+        return a.data, cgutils.unpack_tuple(self.builder, a.shape, 2)[1]
+
+    def ptr(self, data, i):
+        """Return a pointer to the 8 elements data[i:i+8]."""
+        return self.builder.bitcast(self.builder.gep(data, [i]), self.vty.as_pointer())
+
+    def at(self, data, row, n, col):
+        """Return a pointer to the 8 elements at (row, col) of a C 2-D array, rows of n."""
+        b = self.builder
+        return self.ptr(data, b.add(b.mul(row, n), col))
+
+    def splat(self, x):
+        """Return the scalar x in all 8 lanes."""
+        b = self.builder
+        v = b.insert_element(ir.Constant(self.vty, None), x, self.intp(0))
+        return b.shuffle_vector(v, ir.Constant(self.vty, None),
+                                ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8))
+
+
 @intrinsic
 def _preact8x4(typingctx, Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1):
     """rows[base + t, k + l] (+)= Σ_{r0 ≤ r < r1} Wt[off + r, col + l] X[j_t, r], t < 4, l < 8.
@@ -426,47 +469,24 @@ def _preact8x4(typingctx, Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1
     call (LLVM does not vectorise this outer loop by itself).  Wt (D, N), X (J, p) and
     rows are C-contiguous 2-D arrays of one float dtype.
     """
-    arrs = (Wt, X, rows)
-    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrs):
-        return None
-    if not (Wt.dtype == X.dtype == rows.dtype and isinstance(Wt.dtype, types.Float)):
+    if not _float_c2d((Wt, X, rows)):
         return None
 
     def codegen(context, builder, sig, args):
-        Wt, col, off, X, j0, j1, j2, j3, rows, base, k, r0, r1 = args
-        st = sig.args
-        intp = context.get_value_type(types.intp)
-        vty = ir.VectorType(context.get_value_type(st[0].dtype), 8)
-
-        def cast(v, i):
-            return context.cast(builder, v, st[i], types.intp)
-
-        Wa = context.make_array(st[0])(context, builder, Wt)
-        Xa = context.make_array(st[3])(context, builder, X)
-        Ra = context.make_array(st[8])(context, builder, rows)
-        nW = cgutils.unpack_tuple(builder, Wa.shape, 2)[1]
-        p = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
-        nR = cgutils.unpack_tuple(builder, Ra.shape, 2)[1]
-        col, off, base, k, r0, r1 = (cast(v, i) for v, i in ((col, 1), (off, 2), (base, 9),
-                                                             (k, 10), (r0, 11), (r1, 12)))
-        js = [builder.mul(cast(j, 4 + t), p) for t, j in enumerate((j0, j1, j2, j3))]
-        zero8 = ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
-
-        def vptr(data, i):
-            return builder.bitcast(builder.gep(data, [i]), vty.as_pointer())
+        v = _Vec8(context, builder, sig)
+        intp = v.intp
+        (W, nW), (Xd, p), (R, nR) = v.c2d(args, 0), v.c2d(args, 3), v.c2d(args, 8)
+        col, off, base, k, r0, r1 = (v.index(args, i) for i in (1, 2, 9, 10, 11, 12))
+        js = [builder.mul(v.index(args, 4 + t), p) for t in range(4)]
 
         def wrow(r):
-            return builder.load(vptr(Wa.data, builder.add(builder.mul(builder.add(off, r), nW),
-                                                          col)), align=1)
+            return builder.load(v.at(W, builder.add(off, r), nW, col), align=1)
 
         def xs(t, r):
-            x = builder.load(builder.gep(Xa.data, [builder.add(js[t], r)]))
-            v = builder.insert_element(ir.Constant(vty, None), x, intp(0))
-            return builder.shuffle_vector(v, ir.Constant(vty, None), zero8)
+            return v.splat(builder.load(builder.gep(Xd, [builder.add(js[t], r)])))
 
-        out = [vptr(Ra.data, builder.add(builder.mul(builder.add(base, intp(t)), nR), k))
-               for t in range(4)]
-        accs = [cgutils.alloca_once(builder, vty) for t in range(4)]
+        out = [v.at(R, builder.add(base, intp(t)), nR, k) for t in range(4)]
+        accs = [cgutils.alloca_once(builder, v.vty) for t in range(4)]
         first = builder.icmp_signed("==", r0, intp(0))
         with builder.if_else(first) as (start, resume):
             with start:
@@ -507,48 +527,23 @@ def _input_grads4x4(typingctx, GD, grow, X, xr, j0, j1, j2, j3, w0, w1, w2, w3, 
     it measured 3.3× slower than one row at a time).  GD, X and vec are C-contiguous 2-D
     arrays of one float dtype, k8 a multiple of 8.
     """
-    arrs = (GD, X, vec)
-    if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrs):
-        return None
-    if not (GD.dtype == X.dtype == vec.dtype == w0 == w1 == w2 == w3
-            and isinstance(GD.dtype, types.Float)):
+    if not _float_c2d((GD, X, vec), (w0, w1, w2, w3)):
         return None
 
     def codegen(context, builder, sig, args):
-        GD, grow, X, xr, j0, j1, j2, j3, w0, w1, w2, w3, vec, ebase, k8 = args
-        st = sig.args
-        intp = context.get_value_type(types.intp)
-        vty = ir.VectorType(context.get_value_type(st[0].dtype), 8)
-
-        def cast(v, i):
-            return context.cast(builder, v, st[i], types.intp)
-
-        Ga = context.make_array(st[0])(context, builder, GD)
-        Xa = context.make_array(st[2])(context, builder, X)
-        Va = context.make_array(st[12])(context, builder, vec)
-        nG = cgutils.unpack_tuple(builder, Ga.shape, 2)[1]
-        p = cgutils.unpack_tuple(builder, Xa.shape, 2)[1]
-        nV = cgutils.unpack_tuple(builder, Va.shape, 2)[1]
-        grow, xr, ebase, k8 = cast(grow, 1), cast(xr, 3), cast(ebase, 13), cast(k8, 14)
-        zero8 = ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
-
-        def splat(x):
-            v = builder.insert_element(ir.Constant(vty, None), x, intp(0))
-            return builder.shuffle_vector(v, ir.Constant(vty, None), zero8)
-
-        def vptr(data, i):
-            return builder.bitcast(builder.gep(data, [i]), vty.as_pointer())
-
-        ws = (w0, w1, w2, w3)
-        rows = [builder.mul(cast(j, 4 + t), p) for t, j in enumerate((j0, j1, j2, j3))]
-        c = [[splat(builder.fmul(ws[t], builder.load(builder.gep(
-            Xa.data, [builder.add(rows[t], builder.add(xr, intp(i)))]))))
-              for t in range(4)] for i in range(4)]
+        v = _Vec8(context, builder, sig)
+        intp = v.intp
+        (G, nG), (Xd, p), (V, nV) = v.c2d(args, 0), v.c2d(args, 2), v.c2d(args, 12)
+        grow, xr, ebase, k8 = (v.index(args, i) for i in (1, 3, 13, 14))
+        rows = [builder.mul(v.index(args, 4 + t), p) for t in range(4)]
+        c = [[v.splat(builder.fmul(args[8 + t], builder.load(builder.gep(
+            Xd, [builder.add(rows[t], builder.add(xr, intp(i)))])))) for t in range(4)]
+             for i in range(4)]
         with cgutils.for_range_slice(builder, intp(0), k8, intp(8), intp) as (k, _):
-            e = [builder.load(vptr(Va.data, builder.add(builder.mul(
-                builder.add(ebase, intp(t)), nV), k)), align=1) for t in range(4)]
+            e = [builder.load(v.at(V, builder.add(ebase, intp(t)), nV, k), align=1)
+                 for t in range(4)]
             for i in range(4):
-                gp = vptr(Ga.data, builder.add(builder.mul(builder.add(grow, intp(i)), nG), k))
+                gp = v.at(G, builder.add(grow, intp(i)), nG, k)
                 g = builder.load(gp, align=1)
                 for t in range(4):
                     g = builder.fadd(g, builder.fmul(c[i][t], e[t]))
