@@ -286,7 +286,8 @@ def test_preact_tile_is_the_sequential_input_sum(dtype):
             for r in range(1, p):
                 want = want + Wt[off + r, lo:lo + nk] * x[r]
             np.testing.assert_array_equal(rows[base + t, :nk], want, err_msg=f"{N, p, nk, t}")
-        assert np.isnan(rows[base + nt:, :]).all() and np.isnan(rows[:base]).all()
+        assert np.isnan(rows[base + nt:, :]).all()
+        assert np.isnan(rows[:base]).all()
 
 
 @nb.njit(cache=True)
