@@ -363,58 +363,6 @@ def _preact_block(Wt, lo, nk, off, X, j, s):
             s[k] += Wt[off + r, lo + k] * xr
 
 
-def _lanes8(weighted: bool):
-    """Intrinsic Σ_{k<n} a[lo+k] b[k] (weighted) or Σ_{k<n} b[k] in a fixed 8-lane order.
-
-    Lane j sums the terms k ≡ j (mod 8) of the first n − n mod 8 in order, the tail goes
-    into lane 0, and the lanes are added as ((0+1)+(2+3))+((4+5)+(6+7)): the same bits for
-    any thread count or block split.  Written with explicit 8-wide LLVM vectors because
-    LLVM's SLP vectoriser leaves the equivalent eight scalar accumulators scalar (measured
-    0.25 ns per term, against 0.05 ns for this loop, on a 10³-term dot in float64).
-    a and b are contiguous 1-D arrays of one float dtype.
-    """
-
-    def impl(typingctx, a, lo, b, n):
-        ok = all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" for x in (a, b))
-        if not (ok and a.dtype == b.dtype and isinstance(a.dtype, types.Float)):
-            return None
-
-        def codegen(context, builder, sig, args):
-            intp = context.get_value_type(types.intp)
-            vty = ir.VectorType(context.get_value_type(sig.args[0].dtype), 8)
-            pa = context.make_array(sig.args[0])(context, builder, args[0]).data
-            pb = context.make_array(sig.args[2])(context, builder, args[2]).data
-            pa = builder.gep(pa, [context.cast(builder, args[1], sig.args[1], types.intp)])
-            n = context.cast(builder, args[3], sig.args[3], types.intp)
-            n8 = builder.and_(n, intp(-8))
-
-            def term(k, width):
-                def at(ptr):
-                    ptr = builder.gep(ptr, [k])
-                    return builder.load(builder.bitcast(ptr, vty.as_pointer()), align=1) \
-                        if width == 8 else builder.load(ptr)
-                return builder.fmul(at(pa), at(pb)) if weighted else at(pb)
-
-            acc = cgutils.alloca_once_value(builder, ir.Constant(vty, None))
-            with cgutils.for_range_slice(builder, intp(0), n8, intp(8), intp) as (k, _):
-                builder.store(builder.fadd(builder.load(acc), term(k, 8)), acc)
-            v = builder.load(acc)
-            lane0 = cgutils.alloca_once_value(builder, builder.extract_element(v, intp(0)))
-            with cgutils.for_range_slice(builder, n8, n, intp(1), intp) as (k, _):
-                builder.store(builder.fadd(builder.load(lane0), term(k, 1)), lane0)
-            e = [builder.load(lane0)] + [builder.extract_element(v, intp(j)) for j in range(1, 8)]
-            left = builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3]))
-            return builder.fadd(left, builder.fadd(builder.fadd(e[4], e[5]),
-                                                   builder.fadd(e[6], e[7])))
-
-        return a.dtype(a, lo, b, n), codegen
-
-    return intrinsic(impl)
-
-
-_dot8, _sum8 = _lanes8(True), _lanes8(False)
-
-
 def _float_c2d(arrays, scalars=()):
     """Check that the arrays are C-contiguous 2-D of one float dtype, the scalars of it too."""
     if not all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in arrays):
@@ -456,6 +404,57 @@ class _Vec8:
         v = b.insert_element(ir.Constant(self.vty, None), x, self.intp(0))
         return b.shuffle_vector(v, ir.Constant(self.vty, None),
                                 ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8))
+
+
+def _lanes8(weighted: bool):
+    """Intrinsic Σ_{k<n} a[lo+k] b[k] (weighted) or Σ_{k<n} b[k] in a fixed 8-lane order.
+
+    Lane j sums the terms k ≡ j (mod 8) of the first n − n mod 8 in order, the tail goes
+    into lane 0, and the lanes are added as ((0+1)+(2+3))+((4+5)+(6+7)): the same bits for
+    any thread count or block split.  Written with explicit 8-wide LLVM vectors because
+    LLVM's SLP vectoriser leaves the equivalent eight scalar accumulators scalar (measured
+    0.25 ns per term, against 0.05 ns for this loop, on a 10³-term dot in float64).
+    a and b are contiguous 1-D arrays of one float dtype.
+    """
+
+    def impl(typingctx, a, lo, b, n):
+        ok = all(isinstance(x, types.Array) and x.ndim == 1 and x.layout == "C" for x in (a, b))
+        if not (ok and a.dtype == b.dtype and isinstance(a.dtype, types.Float)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            v = _Vec8(context, builder, sig)
+            intp = v.intp
+            pa = context.make_array(sig.args[0])(context, builder, args[0]).data
+            pb = context.make_array(sig.args[2])(context, builder, args[2]).data
+            pa = builder.gep(pa, [v.index(args, 1)])
+            n = v.index(args, 3)
+            n8 = builder.and_(n, intp(-8))
+
+            def term(k, width):
+                def at(ptr):
+                    return builder.load(v.ptr(ptr, k), align=1) if width == 8 \
+                        else builder.load(builder.gep(ptr, [k]))
+                return builder.fmul(at(pa), at(pb)) if weighted else at(pb)
+
+            acc = cgutils.alloca_once_value(builder, ir.Constant(v.vty, None))
+            with cgutils.for_range_slice(builder, intp(0), n8, intp(8), intp) as (k, _):
+                builder.store(builder.fadd(builder.load(acc), term(k, 8)), acc)
+            v = builder.load(acc)
+            lane0 = cgutils.alloca_once_value(builder, builder.extract_element(v, intp(0)))
+            with cgutils.for_range_slice(builder, n8, n, intp(1), intp) as (k, _):
+                builder.store(builder.fadd(builder.load(lane0), term(k, 1)), lane0)
+            e = [builder.load(lane0)] + [builder.extract_element(v, intp(j)) for j in range(1, 8)]
+            left = builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3]))
+            return builder.fadd(left, builder.fadd(builder.fadd(e[4], e[5]),
+                                                   builder.fadd(e[6], e[7])))
+
+        return a.dtype(a, lo, b, n), codegen
+
+    return intrinsic(impl)
+
+
+_dot8, _sum8 = _lanes8(True), _lanes8(False)
 
 
 @intrinsic
@@ -760,6 +759,8 @@ def _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, ebase, cnbase, 
             c0, c1 = w0 * X[j0, r], w1 * X[j1, r]
             c2, c3 = w2 * X[j2, r], w3 * X[j3, r]
             G = GD[off + r]
+            # two loops: a start known only at run time for all rows measured slower (see
+            # _preact_tile); the rows r ≥ p4 take the whole range from a literal 0
             if r < p4:  # the last nk mod 8 neurons
                 for k in range(k8, nk):
                     G[k] = (((G[k] + c0 * e0[k]) + c1 * e1[k]) + c2 * e2[k]) + c3 * e3[k]

@@ -128,13 +128,23 @@ def _normal_pair(key, m):
     return (-r if neg else r) * x, (-r if neg else r) * y
 
 
+@nb.njit(inline="always", **_JIT)
+def _particle_pair(key, k, half, m):
+    """Return normals 2m and 2m + 1 of particle k, whose J normals are half = ⌈J/2⌉ pairs.
+
+    The one place that lays out a step's noise stream: pair m of particle k is draw
+    k·half + m (``_fill_normals``, ``noise_draws`` and the kernels all read it this way).
+    """
+    return _normal_pair(key, k * half + m)
+
+
 @nb.njit(**_JIT)
 def _fill_normals(key, row, out, scale):
     """out[j] = scale[j] · g_{row, j} for j < len(out): the normals of particle ``row``."""
     J = out.shape[0]
     half = (J + 1) // 2
     for m in range(half):
-        z0, z1 = _normal_pair(key, row * half + m)
+        z0, z1 = _particle_pair(key, row, half, m)
         out[2 * m] = scale[2 * m] * z0
         if 2 * m + 1 < J:
             out[2 * m + 1] = scale[2 * m + 1] * z1
@@ -214,8 +224,8 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
         q2, q3 = sqrt_p[i2] if nt > 2 else zero, sqrt_p[i3] if nt > 3 else zero
         m = i0 // 2
         for k in range(nk):
-            za, zb = _normal_pair(key, (lo + k) * half + m)
-            zc, zd = _normal_pair(key, (lo + k) * half + m + 1)
+            za, zb = _particle_pair(key, lo + k, half, m)
+            zc, zd = _particle_pair(key, lo + k, half, m + 1)
             v0, v1 = _like(GD, q0 * za), _like(GD, q1 * zb)  # as stored in a cn row
             v2, v3 = _like(GD, q2 * zc), _like(GD, q3 * zd)
             ssum[k] = (((ssum[k] + v0) + v1) + v2) + v3
@@ -297,13 +307,13 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                     s0, s1 = sqrt_p[i], sqrt_p[min(i + 1, J - 1)]
                     if i + 1 < na:
                         for k in range(nk):
-                            z0, z1 = _normal_pair(kstep, (lo + k) * half + m)
+                            z0, z1 = _particle_pair(kstep, lo + k, half, m)
                             cn[k] = s0 * z0
                             cn1[k] = s1 * z1
                             ssum[k] = (ssum[k] + cn[k]) + cn1[k]
                     else:
                         for k in range(nk):
-                            z0, _ = _normal_pair(kstep, (lo + k) * half + m)
+                            z0, _ = _particle_pair(kstep, lo + k, half, m)
                             cn[k] = s0 * z0
                             ssum[k] += cn[k]
         if not keep:

@@ -125,7 +125,7 @@ def test_steps_match_reference(act, layers, loss, C, mode, noise, sampling, alph
                                               ("sde", 4, 4)])
 def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, rng, ref,
                                                        make_hand_data):
-    # layers = both, C = 1, p = 1 takes the one-pass tile kernel (models._grads_full_tile),
+    # layers = both, C = 1, p = 1 takes the one-pass tile kernel (particles._grads_full_tile),
     # with partial tiles padded by zero-weight copies: M = 10 is tiles of 4, 4, 2; M = 3 one
     # partial tile; J = 7, 6, 5 and 9 (sde, ode) end with partial tiles of 3, 2 and 1 atoms,
     # J = 4 is one full tile.
