@@ -6,7 +6,8 @@ One step for all neurons k (THEORY.md §2–3), with ω_n = ω(n dt):
   of M atoms per step, shared by all neurons;
 - ``sde``:  W^k ← W^k − ω_n [dt (h(W^k, ν^N)) + (γ_{α,N} dt / M)^{1/2} Σ_j √p_j G^k_j g^k_j],
   G^k_j = H(W^k, ν^N, z_j) − E_z H (Euler–Maruyama; g^k_j i.i.d. N(0, 1), the same g_j for
-  every k when ``noise = "shared"``);
+  every k when ``noise = "shared"``); independent noise with D = 2 on a line, uncoupled,
+  draws the same law as Σ^{1/2}(W^k, ν^N) ξ^k with 2 normals ξ^k (``noise_sampler``);
 - ``ode``:  the sde step without noise.
 
 All randomness inside the kernels comes from a counter-based generator: a draw is a hash
@@ -58,6 +59,7 @@ STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (
 BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 _MODES = {"sgd": 0, "sde": 1, "ode": 2}
 _SGD, _SDE, _ODE = 0, 1, 2
+_SHARED, _ATOMS, _ROOT = 0, 1, 2  # noise: shared g_j; own g^k_j per atom; own ξ^k times Σ^{1/2}
 
 # ---------------------------------------------------------------- counter-based RNG
 _U = np.uint64
@@ -217,7 +219,12 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
     gs, cs, ds, xs = (g0, g1, g2, g3), (c0, c1, c2, c3), (d0, d1, d2, d3), (x0, x1, x2, x3)
     # Separate loops rather than one with `if noise` inside: the single loop measured 15–25 %
     # slower (toy sgd 1.43e-5 against 1.25e-5 s/step at N = 10³).
-    if noise and normals[0]:  # independent noise drawn here, in registers
+    if noise and normals[0] == _ROOT:  # second moments for Σ^{1/2} (the update draws 2 normals)
+        ssum = normals[4]
+        for k in range(nk):
+            t, e = _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+            _tile_moments(k, t, e, gs, cs, ds, xs, GN, ssum)
+    elif noise and normals[0]:  # independent noise drawn here, in registers
         _, key, half, sqrt_p, ssum = normals
         zero = _like(sqrt_p, 0.0)
         q0, q1 = sqrt_p[i0], sqrt_p[i1] if nt > 1 else zero
@@ -265,7 +272,46 @@ def _tile_noise(k, n, t, e, gs, xs, GN):
 
 
 @nb.njit(inline="always", **_JIT)
-def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
+def _tile_moments(k, t, e, gs, cs, ds, xs, GN, ssum):
+    """Neuron k of ``_grads_full_tile``: add the 4 atoms' p_i H_i H_iᵀ to (GN[0], ssum, GN[1]).
+
+    H_i = (g_i σ_i, e_i x_i); p_i H_i is (cs_i σ_i, ds_i e_i), the products ``_tile_drift``
+    adds to GD, so the compiler computes them once.
+    """
+    a0, a1, a2, a3 = cs[0] * t[0], cs[1] * t[1], cs[2] * t[2], cs[3] * t[3]
+    b0, b1, b2, b3 = ds[0] * e[0], ds[1] * e[1], ds[2] * e[2], ds[3] * e[3]
+    h0, h1, h2, h3 = gs[0] * t[0], gs[1] * t[1], gs[2] * t[2], gs[3] * t[3]
+    v0, v1, v2, v3 = xs[0] * e[0], xs[1] * e[1], xs[2] * e[2], xs[3] * e[3]
+    GN[0, k] = (((GN[0, k] + a0 * h0) + a1 * h1) + a2 * h2) + a3 * h3
+    ssum[k] = (((ssum[k] + a0 * v0) + a1 * v1) + a2 * v2) + a3 * v3
+    GN[1, k] = (((GN[1, k] + b0 * v0) + b1 * v1) + b2 * v2) + b3 * v3
+
+
+@nb.njit(inline="always", **_JIT)
+def _root_noise(GD, GN, ssum, k, key, n):
+    """Σ^{1/2} ξ for neuron k (D = 2) from h = GD[:, k] and the second moments.
+
+    Σ = S − h hᵀ with S = (GN[0, k], ssum[k]; ssum[k], GN[1, k]); the principal square
+    root of a 2×2 positive semi-definite matrix is (Σ + s I)/τ, s = (det Σ)^{1/2},
+    τ = (tr Σ + 2s)^{1/2} (0 if Σ = 0).  ξ is the pair of particle n (``noise_draws``
+    with J = 2).
+    """
+    h0, h1 = GD[0, k], GD[1, k]
+    zero = _like(h0, 0.0)
+    saa = max(GN[0, k] - h0 * h0, zero)  # rounding can leave a tiny negative variance
+    sww = max(GN[1, k] - h1 * h1, zero)
+    saw = ssum[k] - h0 * h1
+    s = math.sqrt(max(saa * sww - saw * saw, zero))
+    tau = math.sqrt(saa + sww + (s + s))
+    z0, z1 = _particle_pair(key, n, 1, 0)
+    if tau == zero:
+        return zero, zero
+    x0, x1 = _like(h0, z0), _like(h0, z1)
+    return ((saa + s) * x0 + saw * x1) / tau, (saw * x0 + (sww + s) * x1) / tau
+
+
+@nb.njit(inline="always", **_JIT)
+def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p,
                   kstep, layers, act, l2, om, dt, ns, vec, GD, GN, store):
     """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
 
@@ -285,7 +331,8 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
     dsig, ssum = vec[4 * TILE], vec[4 * TILE + 1]
     keep = store.shape[1] > 0
     one_output = layers == _BOTH and C == 1 and X.shape[1] == 1  # scalar regression on a line
-    draw_here = one_output and independent  # the tile kernel draws the normals in registers
+    root = noise and sampler == _ROOT  # Python checks one_output
+    draw_here = one_output and sampler != _SHARED  # the tile kernel draws normals in registers
     GD[:, :nk] = 0.0
     if noise:
         GN[:, :nk] = 0.0
@@ -293,7 +340,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
     for i0 in range(0, na, TILE):
         nt = min(TILE, na - i0)
         if noise and not draw_here:  # cn_i = √p_i g^k_i for the tile's atoms, ssum in atom order
-            if not independent:
+            if sampler == _SHARED:
                 for t in range(nt):
                     cn = vec[CN + t]
                     cn[:nk] = cn_shared[i0 + t]
@@ -330,7 +377,8 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
             if one_output:
                 _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
                                  (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD,
-                                 GN, (draw_here, kstep, half, sqrt_p, ssum))
+                                 GN, (sampler if draw_here else 0, kstep, half, sqrt_p,
+                                      ssum))
                 continue
             _output_grads_tile(Wt, lo, nk, g, i0, cd, act, rows,
                                (vec[E], vec[E + 1], vec[E + 2], vec[E + 3]), GD)
@@ -343,6 +391,13 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, independent, cn_shared
                 _output_grads(Wt, lo, nk, g, i, cd[i], vec[CN + t], noise, layers, act, sig,
                               dsig, vec[E + t], GD, GN)
         _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, E, CN, GD, GN)
+    if root:
+        for k in range(nk):
+            n0, n1 = _root_noise(GD, GN, ssum, k, kstep, lo + k)
+            w0, w1 = Wt[0, lo + k], Wt[1, lo + k]
+            Wt[0, lo + k] = w0 - om * (dt * (GD[0, k] + l2 * w0) + ns * n0)
+            Wt[1, lo + k] = w1 - om * (dt * (GD[1, k] + l2 * w1) + ns * n1)
+        return
     for r in range(D):
         if noise:
             for k in range(nk):
@@ -372,7 +427,7 @@ def _forward_blocks(Wt, b0, b1, X, atoms, na, layers, act, vec, u_part, sig_stor
 
 
 @nb.njit(inline="always", **_JIT)
-def _update_pair(Wt, b, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p, kstep,
+def _update_pair(Wt, b, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p, kstep,
                  layers, act, l2, om, dt, ns, vec, GD, GN, store, no_store, Ws, twin_noise,
                  all_atoms, gs, p, csq):
     """Update block b of the particles Wt, then (if Ws is not empty) of their limit twins.
@@ -385,14 +440,14 @@ def _update_pair(Wt, b, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt
     for twin in range(2 if Ws.shape[1] > 0 else 1):
         _update_block(Ws if twin else Wt, lo, hi, X, all_atoms if twin else atoms,
                       p.shape[0] if twin else na, gs if twin else g, p if twin else cd,
-                      twin_noise if twin else noise, independent, cn_shared, sqrt_p, kstep,
+                      twin_noise if twin else noise, sampler, cn_shared, sqrt_p, kstep,
                       layers, act, l2, om, dt, ns, vec, GD, GN, no_store if twin else store)
     if Ws.shape[1] > 0:
         _coupling_block(Wt, Ws, lo, hi, csq)
 
 
 @nb.njit(**_JIT)
-def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p,
+def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p,
                    kstep, layers, act, l2, om, dt, ns, vec, GD, GN, sig_store, no_store, Ws,
                    twin_noise, all_atoms, gs, p, csq):
     """Update blocks b0..b1−1 of Wt (D, N), then of the twins Ws if not empty.
@@ -407,13 +462,13 @@ def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, independent, cn_share
     for b in range((N + BLOCK - 1) // BLOCK):
         if b < b0 or b >= b1:
             continue
-        _update_pair(Wt, b, X, atoms, na, g, cd, noise, independent, cn_shared, sqrt_p, kstep,
+        _update_pair(Wt, b, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p, kstep,
                      layers, act, l2, om, dt, ns, vec, GD, GN, sig_store[b], no_store, Ws,
                      twin_noise, all_atoms, gs, p, csq)
 
 
 @nb.njit(inline="always", **_JIT)
-def _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
+def _prepare_step(n, key, mode, sampler, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
                   atoms, cd, cn_shared):
     """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch)."""
     J = p.shape[0]
@@ -426,7 +481,7 @@ def _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p, sqrt_p, p
     for j in range(J):
         atoms[j] = j
         cd[j] = p[j]
-    if mode == _SDE and shared:
+    if mode == _SDE and sampler == _SHARED:
         _fill_normals(kstep, 0, cn_shared, sqrt_p)
     return J, kstep, epoch
 
@@ -471,7 +526,7 @@ def _coupling_block(Wt, Ws, lo, hi, csq):
 
 @nb.njit(**_JIT)
 def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, l2,
-                  mode, shared, sampling, M, dt, ns, alpha, u_part, u, g, ell, atoms, cd,
+                  mode, sampler, sampling, M, dt, ns, alpha, u_part, u, g, ell, atoms, cd,
                   cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
                   u_lim, all_atoms, us, gs, csq, u_hist):
     """Run steps n0..n0+nsteps−1 of one replica on one thread; return the failing step or −1.
@@ -486,7 +541,7 @@ def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, a
     q = Wt[0, :0]
     epoch = -1
     for n in range(n0, n0 + nsteps):
-        na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
+        na, kstep, epoch = _prepare_step(n, key, mode, sampler, sampling, M, uniform, pcum, p,
                                          sqrt_p, perm, epoch, atoms, cd, cn_shared)
         for b in range(nblocks):
             _forward_block(Wt, q, b * BLOCK, min(N, (b + 1) * BLOCK), X, atoms, na, layers,
@@ -500,14 +555,14 @@ def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, a
         if Ws.shape[1] > 0:
             _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
         for b in range(nblocks):
-            _update_pair(Wt, b, X, atoms, na, g, cd, mode == _SDE, not shared, cn_shared,
+            _update_pair(Wt, b, X, atoms, na, g, cd, mode == _SDE, sampler, cn_shared,
                          sqrt_p, kstep, layers, act, l2, om, dt, ns, vec, GD, GN, sig_store[b],
                          no_store, Ws, twin_noise, all_atoms, gs, p, csq)
     return -1
 
 
 @nb.njit(parallel=True, **_JIT)
-def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
+def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, sampler,
                       sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
                       cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
                       u_lim, us, gs, csq, u_hist, status):
@@ -521,7 +576,7 @@ def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, m
     all_atoms = np.arange(p.shape[0])
     for r in nb.prange(Wt.shape[0]):
         bad = _steps_serial(Wt[r], n0, nsteps, keys[r], X, Y, p, sqrt_p, pcum, uniform, layers,
-                            act, loss, l2, mode, shared, sampling, M, dt, ns, alpha, u_part[r],
+                            act, loss, l2, mode, sampler, sampling, M, dt, ns, alpha, u_part[r],
                             u[r], g[r], ell[r], atoms[r], cd[r], cn_shared[r], perm[r], vec[r],
                             GD[r], GN[r], sig_store[r], no_store, Ws[r], twin_noise, t_lim,
                             u_lim, all_atoms, us[r], gs[r], csq[r], u_hist[r])
@@ -530,7 +585,7 @@ def _advance_replicas(Wt, keys, X, Y, p, pcum, uniform, layers, act, loss, l2, m
 
 
 @nb.njit(parallel=True, **_JIT)
-def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, shared,
+def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode, sampler,
                     sampling, M, dt, ns, alpha, n0, nsteps, u_part, u, g, ell, atoms, cd,
                     cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
                     u_lim, us, gs, csq, u_hist, status):
@@ -550,7 +605,7 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
     epoch = -1
     couple = Ws.shape[1] > 0
     for n in range(n0, n0 + nsteps):
-        na, kstep, epoch = _prepare_step(n, key, mode, shared, sampling, M, uniform, pcum, p,
+        na, kstep, epoch = _prepare_step(n, key, mode, sampler, sampling, M, uniform, pcum, p,
                                          sqrt_p, perm, epoch, atoms, cd, cn_shared)
         for c in nb.prange(nchunks):
             _forward_blocks(Wt, c * per, min(nblocks, (c + 1) * per), X, atoms, na, layers,
@@ -566,7 +621,7 @@ def _advance_blocks(Wt, key, X, Y, p, pcum, uniform, layers, act, loss, l2, mode
             _twin_prepare(n, dt, t_lim, u_lim, Y, all_atoms, loss, us, gs, ell)
         for c in nb.prange(nchunks):
             _update_blocks(Wt, c * per, min(nblocks, (c + 1) * per), X, atoms, na, g, cd,
-                           mode == _SDE, not shared, cn_shared, sqrt_p, kstep, layers, act, l2,
+                           mode == _SDE, sampler, cn_shared, sqrt_p, kstep, layers, act, l2,
                            om, dt, ns, vec[c], GD[c], GN[c], sig_store, no_store, Ws,
                            twin_noise, all_atoms, gs, p, csq)
 
@@ -833,8 +888,9 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
         from tqdm import tqdm
 
         segments = tqdm(segments, desc=f"N={N}", unit="snap", leave=False)
+    sampler = noise_sampler(config, model, coupled=limit is not None)
     args = (X, Y, p, pcum.astype(dtype), data.uniform, model.layers, model.activation,
-            model.loss, model.l2, mode, d.noise == "shared", int(d.sampling == "epochs"), M,
+            model.loss, model.l2, mode, sampler, int(d.sampling == "epochs"), M,
             sched.dt, ns, s.alpha)
     for si in segments:
         n0 = int(sched.snapshot_steps[si - 1])
@@ -869,6 +925,22 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     )
 
 
+def noise_sampler(config, model: Model, *, coupled: bool = False) -> int:
+    """Kernel code of the way the sde draws its noise (THEORY.md §3).
+
+    ``_SHARED``: one g_j per atom for all particles.  ``_ROOT``: independent noise on a
+    scalar regression on a line (D = 2), uncoupled: 2 normals ξ^k per particle times the
+    closed-form principal root Σ^{1/2}(W^k) — the same law as Σ_j √p_j G^k_j g^k_j at a cost
+    of 3 products per atom instead of a normal.  ``_ATOMS`` otherwise: J normals g^k_j per
+    particle (coupled twins keep it: their noise difference Σ_j √p_j (G_j − G*_j) g_j is
+    Lipschitz in W, while Σ^{1/2} is not where Σ degenerates).
+    """
+    if config.dynamics.noise == "shared":
+        return _SHARED
+    one_output = model.layers == _BOTH and model.outputs == 1 and model.dim == 2
+    return _ROOT if one_output and not coupled else _ATOMS
+
+
 def check_coupling(config) -> None:
     """Raise ConfigError unless synchronous coupling is defined for this config.
 
@@ -889,7 +961,8 @@ def check_coupling(config) -> None:
 def noise_draws(key: int, step: int, N: int, J: int) -> np.ndarray:
     """Return the (N, J) standard normals g^k_j that step ``step`` uses (independent noise).
 
-    Row 0 is also the shared-noise draw of that step.
+    Row 0 is also the shared-noise draw of that step.  With J = 2 these are the ξ^k that
+    the Σ^{1/2} sampler multiplies (``noise_sampler``).
     """
     k = np.uint64(_subkey(np.uint64(key), step))  # from Python the jitted helper returns int
     out = np.empty((N, J))

@@ -123,6 +123,15 @@ def noise_cov(w, u, x, y, p, layers, act, loss, C):
     return (G * p[:, None]).T @ G
 
 
+def root_noise(W, u, x, y, p, layers, act, loss, C, xi):
+    """Σ(W_k)^{1/2} ξ_k with the principal root from an eigendecomposition, xi (N, D)."""
+    out = np.empty_like(W)
+    for k, w in enumerate(W):
+        lam, V = np.linalg.eigh(noise_cov(w, u, x, y, p, layers, act, loss, C))
+        out[k] = V @ (np.sqrt(np.maximum(lam, 0.0)) * (V.T @ xi[k]))
+    return out
+
+
 def sgd_step(W, n, atoms, data, m, gamma_an, alpha):
     """W − ω_n γ_{α,N} [(1/M) Σ_{i∈B} H(W, ν^N, z_i) + λ W], u on the batch atoms."""
     x, y = data.x[atoms], data.y[atoms]
@@ -132,14 +141,18 @@ def sgd_step(W, n, atoms, data, m, gamma_an, alpha):
     return W - om * gamma_an * (H.mean(axis=0) + m.l2 * W)
 
 
-def em_step(W, n, xi, data, m, gamma_an, dt, alpha, M):
-    """Euler–Maruyama: W − ω_n [dt h + (γ_{α,N} dt / M)^{1/2} Σ_j √p_j G_j ξ_j]; xi None: ode."""
+def em_step(W, n, xi, data, m, gamma_an, dt, alpha, M, *, root=False):
+    """Euler–Maruyama: W − ω_n [dt h + (γ_{α,N} dt / M)^{1/2} Σ_j √p_j G_j ξ_j]; xi None: ode.
+
+    root: the noise is Σ^{1/2} ξ_k with xi (N, D) instead.
+    """
     u = mean_field(W, data.x, m.layers, m.act, m.C)
     h = drift(W, u, data.x, data.y, data.p, m.layers, m.act, m.loss, m.C, m.l2)
     om = (1.0 + n * dt) ** (-alpha)
     step = dt * h
     if xi is not None:
-        nz = noise(W, u, data.x, data.y, data.p, m.layers, m.act, m.loss, m.C, xi)
+        nz = (root_noise if root else noise)(W, u, data.x, data.y, data.p, m.layers, m.act,
+                                             m.loss, m.C, xi)
         step = step + np.sqrt(gamma_an * dt / M) * nz
     return W - om * step
 
@@ -150,7 +163,8 @@ def ref():
     return SimpleNamespace(
         activation=activation, features=features, mean_field=mean_field,
         loss_value=loss_value, loss_grad=loss_grad, per_atom=per_atom, drift=drift,
-        noise=noise, noise_cov=noise_cov, sgd_step=sgd_step, em_step=em_step)
+        noise=noise, noise_cov=noise_cov, root_noise=root_noise, sgd_step=sgd_step,
+        em_step=em_step)
 
 
 def hand_data(rng, J, p_dim, C, loss, *, uniform=False):

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from meanfield import particles
 from meanfield.config import parse_config, with_values
 from meanfield.errors import ConfigError, NumericalError
 from meanfield.models import make_model
@@ -61,18 +62,21 @@ def spec(act, layers, loss, C, l2):
     return SimpleNamespace(act=act, layers=layers, loss=loss, C=C, l2=l2)
 
 
-def reference_step(ref, W, r, n, keys, cfg, data, m, gan, dt):
-    """One engine step n of replica r (from W (N, D)) in NumPy."""
+def reference_step(ref, W, r, n, keys, cfg, data, m, gan, dt, *, atoms=False):
+    """One engine step n of replica r (from W (N, D)) in NumPy; atoms: J normals per particle
+    even where the engine draws Σ^{1/2} ξ (as it does for coupled runs)."""
     d, s = cfg.dynamics, cfg.schedule
     if d.mode == "sgd":
         atoms = batch_draws(keys[r], n, s.batch, data.p, sampling=d.sampling)
         return ref.sgd_step(W, n, atoms, data, m, gan, s.alpha)
-    xi = None
+    xi, root = None, False
     if d.mode == "sde":
-        xi = noise_draws(keys[r], n, W.shape[0], data.x.shape[0])
+        # independent noise on a line (D = 2), uncoupled: 2 normals per particle times Σ^{1/2}
+        root = d.noise == "independent" and W.shape[1] == 2 and m.layers == "both" and not atoms
+        xi = noise_draws(keys[r], n, W.shape[0], 2 if root else data.x.shape[0])
         if d.noise == "shared":
             xi = np.tile(xi[0], (W.shape[0], 1))
-    return ref.em_step(W, n, xi, data, m, gan, dt, s.alpha, s.batch)
+    return ref.em_step(W, n, xi, data, m, gan, dt, s.alpha, s.batch, root=root)
 
 
 # (mode, noise, sampling, alpha, l2, dt_factor)
@@ -120,15 +124,19 @@ def test_steps_match_reference(act, layers, loss, C, mode, noise, sampling, alph
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS)
-@pytest.mark.parametrize(("mode", "M", "J"), [("sgd", 10, 7), ("sgd", 3, 7), ("sde", 4, 7),
-                                              ("sde", 4, 6), ("sde", 4, 5), ("ode", 4, 9),
-                                              ("sde", 4, 4)])
-def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, rng, ref,
-                                                       make_hand_data):
+@pytest.mark.parametrize(("mode", "M", "J", "noise"), [
+    ("sgd", 10, 7, "root"), ("sgd", 3, 7, "root"), ("sde", 4, 7, "root"), ("sde", 4, 6, "root"),
+    ("sde", 4, 5, "root"), ("ode", 4, 9, "root"), ("sde", 4, 4, "root"), ("sde", 4, 7, "atoms"),
+    ("sde", 4, 6, "atoms"), ("sde", 4, 5, "atoms"), ("sde", 4, 4, "atoms")])
+def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, noise, rng, ref,
+                                                       make_hand_data, monkeypatch):
     # layers = both, C = 1, p = 1 takes the one-pass tile kernel (particles._grads_full_tile),
     # with partial tiles padded by zero-weight copies: M = 10 is tiles of 4, 4, 2; M = 3 one
     # partial tile; J = 7, 6, 5 and 9 (sde, ode) end with partial tiles of 3, 2 and 1 atoms,
-    # J = 4 is one full tile.
+    # J = 4 is one full tile.  Independent sde noise is Σ^{1/2} ξ (second moments summed in
+    # the tile), or with noise = "atoms" (what coupled runs use) J normals drawn in registers.
+    if noise == "atoms":
+        monkeypatch.setattr(particles, "noise_sampler", lambda *a, **k: particles._ATOMS)
     N, R = 13, 2
     data = make_hand_data(rng, J, 1, 1, "squared")
     gan = gamma_an(1.0, 0.5, 0.25, N)
@@ -139,9 +147,23 @@ def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, rng, ref
     m = spec(act, "both", "squared", 1, 0.05)
     for r in range(R):
         for n in range(3):
-            expected = reference_step(ref, traj.W[r, n], r, n, keys, cfg, data, m, gan, gan)
-            np.testing.assert_allclose(traj.W[r, n + 1], expected, rtol=1e-12, atol=1e-12,
-                                       err_msg=f"replica {r}, step {n}")
+            W = traj.W[r, n]
+            expected = reference_step(ref, W, r, n, keys, cfg, data, m, gan, gan,
+                                      atoms=noise == "atoms")
+            atol = 1e-12
+            if mode == "sde" and noise == "root":
+                # Σ is rank 1 for relu (every H_j ∥ (w, a)): a square root of rounded Σ is off
+                # by ≈ (ε tr Σ)^{1/2} in the null direction, in the engine and in eigh alike
+                u = ref.mean_field(W, data.x, "both", act, 1)
+                tr = [np.trace(ref.noise_cov(w, u, data.x, data.y, data.p, "both", act,
+                                             "squared", 1)) for w in W]
+                xi = noise_draws(keys[r], n, N, 2)
+                ns = np.sqrt(gan * gan / M)
+                eps = np.finfo(np.float64).eps
+                atol = 1e-12 + ns * np.sqrt(64 * eps * np.array(tr)) * np.linalg.norm(xi, axis=1)
+                atol = atol[:, None]
+            err = np.abs(traj.W[r, n + 1] - expected) - 1e-12 * np.abs(expected)
+            assert np.all(err <= atol), (r, n, np.max(err / atol))
 
 
 @pytest.mark.parametrize(("mode", "noise"), [("sgd", "independent"), ("sde", "independent"),
