@@ -27,11 +27,13 @@ FLOP model (per step, engine rows): per (neuron, atom) pair, with p inputs and C
 4p + 6C + 4 FLOPs — pre-activation 2p, σ counted as 1, output accumulation 2C, output
 weight gradient 2C, a·g and σ' and their product 2C + 3, input weight gradient 2p — plus
 3D per neuron for the update; sde adds 2D + 1 per pair for the noise sum (the normal draw
-counted as 1). Atoms per step: M for sgd, J for sde and ode. The transcendental σ is
-counted as one FLOP, so GFLOP/s understates the arithmetic done. Byte model: the
-particles are read twice (mean field, then gradients) and written once, 3 N D·itemsize
-per step per replica; the atoms stay in cache. Peaks are measured: a NumPy BLAS matmul
-(GFLOP/s) and a multithreaded STREAM triad a = b + s c (GB/s, 24 bytes per element).
+counted as 1), or on a line (p = C = 1, D = 2: ``particles.noise_sampler``) 8 per pair for
+the second moments (two products, three multiply-adds). Atoms per step: M for sgd, J for
+sde and ode. The transcendental σ is counted as one FLOP, so GFLOP/s understates the
+arithmetic done. Byte model: the particles are read twice (mean field, then gradients) and
+written once, 3 N D·itemsize per step per replica; the atoms stay in cache. Peaks are
+measured: a NumPy BLAS matmul (GFLOP/s) and a multithreaded STREAM triad a = b + s c
+(GB/s, 24 bytes per element).
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ def flops_per_step(shape: dict, N: int, mode: str = "sgd", seeds: int = 1) -> fl
     """FLOPs of one step of the engine by the model in the module docstring."""
     p, C, D = shape["p"], shape["C"], shape["D"]
     atoms = shape["M"] if mode == "sgd" else shape["J"]
-    pair = 4 * p + 6 * C + 4 + (2 * D + 1 if mode == "sde" else 0)
+    noise = 8 if p == C == 1 else 2 * D + 1  # second moments on a line, else per-atom normals
+    pair = 4 * p + 6 * C + 4 + (noise if mode == "sde" else 0)
     return float(seeds) * (N * atoms * pair + 3.0 * N * D)
 
 
@@ -857,7 +860,7 @@ def _measure(plan, comps, threads, cpus, quiet) -> dict:
         "machine": {**info, "loadavg_end": list(os.getloadavg())},
         "peak": peak,
         "models": {
-            "flop": "per (neuron, atom): 4p + 6C + 4 (+ 2D + 1 for sde noise); "
+            "flop": "per (neuron, atom): 4p + 6C + 4 (+ 2D + 1 for sde noise, 8 on a line); "
                     "+ 3D per neuron; atoms = M (sgd) or J (sde, ode); σ counts 1",
             "bytes": "3 N D itemsize per step per replica (particles read twice, written once)",
         },

@@ -303,11 +303,10 @@ def _root_noise(GD, GN, ssum, k, key, n):
     saw = ssum[k] - h0 * h1
     s = math.sqrt(max(saa * sww - saw * saw, zero))
     tau = math.sqrt(saa + sww + (s + s))
+    r = _like(h0, 1.0) / tau if tau > zero else zero  # a select: the loop stays vectorised
     z0, z1 = _particle_pair(key, n, 1, 0)
-    if tau == zero:
-        return zero, zero
     x0, x1 = _like(h0, z0), _like(h0, z1)
-    return ((saa + s) * x0 + saw * x1) / tau, (saw * x0 + (sww + s) * x1) / tau
+    return ((saa + s) * x0 + saw * x1) * r, (saw * x0 + (sww + s) * x1) * r
 
 
 @nb.njit(inline="always", **_JIT)
