@@ -205,6 +205,10 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
     registers across the tile and e is never stored.  A partial tile (nt < 4 atoms) passes
     rows of its own atoms in the missing places; those atoms get g = cd = 0, so they add
     exact zeros (the sums keep their values; only the sign of a zero sum can differ).
+
+    normals = (kind, key, half, sqrt_p, ssum): kind ``_ROOT`` adds the second moments
+    p_i H_i H_iᵀ to (GN[0], ssum, GN[1]); ``_ATOMS`` draws the tile's normals here, in
+    registers; 0 takes the noise coefficients from the cn rows.
     """
     zero = _like(g, 0.0)
     i1, i2, i3 = i0 + min(1, nt - 1), i0 + min(2, nt - 1), i0 + min(3, nt - 1)
@@ -390,13 +394,10 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
                 _output_grads(Wt, lo, nk, g, i, cd[i], vec[CN + t], noise, layers, act, sig,
                               dsig, vec[E + t], GD, GN)
         _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, E, CN, GD, GN)
-    if root:
+    if root:  # GN ← Σ^{1/2} ξ and ssum ← 0: the update below then adds ns·GN
         for k in range(nk):
-            n0, n1 = _root_noise(GD, GN, ssum, k, kstep, lo + k)
-            w0, w1 = Wt[0, lo + k], Wt[1, lo + k]
-            Wt[0, lo + k] = w0 - om * (dt * (GD[0, k] + l2 * w0) + ns * n0)
-            Wt[1, lo + k] = w1 - om * (dt * (GD[1, k] + l2 * w1) + ns * n1)
-        return
+            GN[0, k], GN[1, k] = _root_noise(GD, GN, ssum, k, kstep, lo + k)
+            ssum[k] = 0.0
     for r in range(D):
         if noise:
             for k in range(nk):

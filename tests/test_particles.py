@@ -62,9 +62,9 @@ def spec(act, layers, loss, C, l2):
     return SimpleNamespace(act=act, layers=layers, loss=loss, C=C, l2=l2)
 
 
-def reference_step(ref, W, r, n, keys, cfg, data, m, gan, dt, *, atoms=False):
-    """One engine step n of replica r (from W (N, D)) in NumPy; atoms: J normals per particle
-    even where the engine draws Σ^{1/2} ξ (as it does for coupled runs)."""
+def reference_step(ref, W, r, n, keys, cfg, data, m, gan, dt, *, per_atom=False):
+    """One engine step n of replica r (from W (N, D)) in NumPy; per_atom: J normals per
+    particle even where the engine draws Σ^{1/2} ξ (as it does for coupled runs)."""
     d, s = cfg.dynamics, cfg.schedule
     if d.mode == "sgd":
         atoms = batch_draws(keys[r], n, s.batch, data.p, sampling=d.sampling)
@@ -72,7 +72,7 @@ def reference_step(ref, W, r, n, keys, cfg, data, m, gan, dt, *, atoms=False):
     xi, root = None, False
     if d.mode == "sde":
         # independent noise on a line (D = 2), uncoupled: 2 normals per particle times Σ^{1/2}
-        root = d.noise == "independent" and W.shape[1] == 2 and m.layers == "both" and not atoms
+        root = d.noise == "independent" and W.shape[1] == 2 and m.layers == "both" and not per_atom
         xi = noise_draws(keys[r], n, W.shape[0], 2 if root else data.x.shape[0])
         if d.noise == "shared":
             xi = np.tile(xi[0], (W.shape[0], 1))
@@ -149,7 +149,7 @@ def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, noise, r
         for n in range(3):
             W = traj.W[r, n]
             expected = reference_step(ref, W, r, n, keys, cfg, data, m, gan, gan,
-                                      atoms=noise == "atoms")
+                                      per_atom=noise == "atoms")
             atol = 1e-12
             if mode == "sde" and noise == "root":
                 # Σ is rank 1 for relu (every H_j ∥ (w, a)): a square root of rounded Σ is off
