@@ -336,6 +336,32 @@ def _sig_block(s, sig, nk, act):
 
 
 @nb.njit(inline="always", **_JIT)
+def _sig_tile(s, sig, nk, act):
+    """``_sig_block`` of the 4 rows s = (s0, s1, s2, s3) into sig = (sig0, …, sig3), in one loop.
+
+    The same values as four ``_sig_block`` calls (the same operations on each element);
+    one loop with 4 independent activations per neuron instead of four short loops.
+    """
+    half = _like(s[0], 0.5)  # keep s's dtype
+    s0, s1, s2, s3 = s
+    g0, g1, g2, g3 = sig
+    n8 = min(s0.shape[0], s1.shape[0], s2.shape[0], s3.shape[0], g0.shape[0], g1.shape[0],
+             g2.shape[0], g3.shape[0], (nk + 7) // 8 * 8)
+    if act == _TANH:
+        for k in range(n8):
+            g0[k], g1[k], g2[k], g3[k] = _tanh(s0[k]), _tanh(s1[k]), _tanh(s2[k]), _tanh(s3[k])
+    elif act == _SIGMOID:
+        for k in range(n8):
+            g0[k] = half + half * _tanh(half * s0[k])
+            g1[k] = half + half * _tanh(half * s1[k])
+            g2[k] = half + half * _tanh(half * s2[k])
+            g3[k] = half + half * _tanh(half * s3[k])
+    else:
+        for t in range(4):
+            _sig_block(s[t], sig[t], nk, act)
+
+
+@nb.njit(inline="always", **_JIT)
 def _dsig(t, act):
     """σ'(s) from t = σ(s) alone (selects, so loops calling it stay vectorised).
 
@@ -594,14 +620,13 @@ def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
 def _preact_cols(Wt, lo, k0, nk, off, X, atoms, i0, nt, rows, base):
     """``_preact_tile`` for neurons k0 ≤ k < nk by loops over the neurons."""
     p = X.shape[1]
-    for t in range(nt):
-        s = rows[base + t]
-        x0 = X[atoms[i0 + t], 0]
-        for k in range(k0, nk):
-            s[k] = Wt[off, lo + k] * x0
     if nt == TILE:  # one pass per input: each weight loaded once for the 4 atoms
         s0, s1, s2, s3 = rows[base], rows[base + 1], rows[base + 2], rows[base + 3]
         j0, j1, j2, j3 = atoms[i0], atoms[i0 + 1], atoms[i0 + 2], atoms[i0 + 3]
+        x0, x1, x2, x3 = X[j0, 0], X[j1, 0], X[j2, 0], X[j3, 0]
+        for k in range(k0, nk):
+            w = Wt[off, lo + k]
+            s0[k], s1[k], s2[k], s3[k] = w * x0, w * x1, w * x2, w * x3
         for r in range(1, p):
             x0, x1, x2, x3 = X[j0, r], X[j1, r], X[j2, r], X[j3, r]
             for k in range(k0, nk):
@@ -611,6 +636,11 @@ def _preact_cols(Wt, lo, k0, nk, off, X, atoms, i0, nt, rows, base):
                 s2[k] += w * x2
                 s3[k] += w * x3
         return
+    for t in range(nt):
+        s = rows[base + t]
+        x0 = X[atoms[i0 + t], 0]
+        for k in range(k0, nk):
+            s[k] = Wt[off, lo + k] * x0
     for r in range(1, p):
         for t in range(nt):
             s = rows[base + t]
@@ -634,10 +664,15 @@ def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out, store):
     for i0 in range(0, na, TILE):
         nt = min(TILE, na - i0)
         _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, vec, 0)
+        tile = keep and nt == TILE  # the tile's 4 activations in one loop
+        if tile:
+            _sig_tile((vec[0], vec[1], vec[2], vec[3]),
+                      (store[i0], store[i0 + 1], store[i0 + 2], store[i0 + 3]), nk, act)
         for t in range(nt):
             i = i0 + t
             sig = store[i] if keep else vec[TILE]
-            _sig_block(vec[t], sig, nk, act)
+            if not tile:
+                _sig_block(vec[t], sig, nk, act)
             if q.shape[0] > 0:
                 for k in range(nk):
                     sig[k] *= q[lo + k]
