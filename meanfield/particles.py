@@ -247,9 +247,21 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
         for k in range(nk):
             t, e = _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
             _tile_noise(k, (n0[k], n1[k], n2[k], n3[k]), t, e, gs, xs, GN)
-    else:
+    elif nt > 2:
         for k in range(nk):
             _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+    else:  # the last 1 or 2 atoms of a batch: half the work of a padded tile
+        for k in range(nk):
+            _pair_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
+
+
+@nb.njit(inline="always", **_JIT)
+def _pair_drift(a, k, sig, gs, cs, ds, act, GD):
+    """``_tile_drift`` of the first 2 atoms of a tile whose other atoms add exact zeros."""
+    t0, t1 = sig[0][k], sig[1][k]
+    e0, e1 = (a * gs[0]) * _dsig(t0, act), (a * gs[1]) * _dsig(t1, act)
+    GD[0, k] = (GD[0, k] + cs[0] * t0) + cs[1] * t1
+    GD[1, k] = (GD[1, k] + ds[0] * e0) + ds[1] * e1
 
 
 @nb.njit(inline="always", **_JIT)

@@ -16,7 +16,8 @@ def _tanh_array(x, out):
 
 
 def test_fast_tanh_within_4_ulp_of_libm():
-    # Measured 3.0 ulp (at x = −9.528) against libm, whose own error is < 1 ulp.
+    # Measured 3.0 ulp at most (at x = −0.221), 0.16 on average, against libm, whose own
+    # error is < 1 ulp; the polynomial alone is ≤ 0.22 ulp (scripts/fit_tanh.py).
     x = np.concatenate([np.linspace(-25.0, 25.0, 400_001), np.geomspace(1e-300, 1.0, 20_000)])
     x = np.concatenate([x, -x])
     out = np.empty_like(x)
@@ -24,11 +25,15 @@ def test_fast_tanh_within_4_ulp_of_libm():
     ref = np.tanh(x)
     ulp = np.abs(out - ref) / np.spacing(np.abs(ref))
     assert ulp.max() <= 4.0
+    assert ulp.mean() <= 0.25
     special = np.array([np.nan, np.inf, -np.inf, 0.0])
     out = np.empty(4)
     _tanh_array(special, out)
     assert np.isnan(out[0])
     assert out[1:].tolist() == [1.0, -1.0, 0.0]
+    _tanh_array(-special, out)
+    assert out[1:].tolist() == [-1.0, 1.0, 0.0]
+    assert np.signbit(out[3])  # tanh(−0) = −0
 
 
 @pytest.mark.parametrize("mode", ["sgd", "sde"])
