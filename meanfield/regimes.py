@@ -26,14 +26,17 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from .config import Config, RegimesConfig, to_toml, with_values
 from .errors import ConfigError
 from .rates import fit_rate
 from .schedule import gamma_alpha_n, make_schedule
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
+    import xarray as xr
 
 AGREE_TOL = {True: 0.07, False: 0.1}   # keyed by α == 0
 TWO_TERM_TOL = 0.05

@@ -15,17 +15,22 @@ import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from .particles import Trajectory
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
+    import xarray as xr
 
 _PACKAGES = ("meanfield", "numpy", "numba", "llvmlite", "pot", "scipy", "xarray", "matplotlib")
 
 
 def trajectory_dataset(traj: Trajectory) -> xr.Dataset:
     """Return a Trajectory as an xarray Dataset with DESIGN.md's names and dimensions."""
+    import xarray as xr
+
     data = {
         "u": (("replica", "time", "atom", "output"), traj.u),
         "risk": (("replica", "time"), traj.risk),
@@ -123,6 +128,8 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
     axes : dict
         Axis key → values, as ``sweep.axes`` returns.
     """
+    import xarray as xr
+
     from .sweep import dim_names
 
     names = dim_names(list(axes))
@@ -158,6 +165,8 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
 
 def load_results(out: str | os.PathLike) -> xr.Dataset:
     """Open DIR/results.nc of a finished sweep (loaded into memory)."""
+    import xarray as xr
+
     path = Path(out) / "results.nc"
     with xr.open_dataset(path, engine="scipy") as ds:
         return ds.load()
@@ -165,6 +174,8 @@ def load_results(out: str | os.PathLike) -> xr.Dataset:
 
 def limit_dataset(limit) -> xr.Dataset:
     """Return a Limit as an xarray Dataset (DESIGN.md: limit.nc)."""
+    import xarray as xr
+
     data = {"u": (("t_u", "atom", "output"), limit.u)}
     coords = {"t_u": limit.t_u, "time": limit.times}
     if limit.density is not None:

@@ -27,13 +27,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 
 from ._version import __version__
 from .config import Config, _split_key, to_toml, with_values
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
+    import xarray as xr
 
 EXECUTORS = ("serial", "processes", "dask")
 NOT_AXES = ("run.seeds",)  # replicas live inside a task
@@ -216,6 +219,8 @@ def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> 
     at T (``W_final``). Wall times of the limit, the simulation and the distances go to
     ``attrs["seconds_*"]``, which the runner moves to the manifest.
     """
+    import xarray as xr
+
     from .data import make_data
     from .particles import simulate
     from .wasserstein import compress, w2_1d, w2_exact
@@ -323,6 +328,8 @@ def task_path(out: Path, task: Task) -> Path:
 
 def load_task(path: Path) -> xr.Dataset | None:
     """Open a finished task file fully into memory; None if missing, partial or corrupt."""
+    import xarray as xr
+
     if not path.exists():
         return None
     try:

@@ -30,8 +30,6 @@ import warnings
 
 import numpy as np
 import numpy.typing as npt
-from scipy.spatial.distance import cdist
-from scipy.special import logsumexp
 
 from .errors import NumericalError
 
@@ -137,6 +135,8 @@ def _sqcost(x: FloatArray, y: FloatArray) -> FloatArray:
     ``|x|^2 + |y|^2 - 2 x.y`` cancellation: exact zeros for coincident points and full
     relative accuracy for clouds far from the origin.
     """
+    from scipy.spatial.distance import cdist  # lazily: `import meanfield` stays quick
+
     return cdist(x, y, "sqeuclidean")
 
 
@@ -447,6 +447,8 @@ def _entropic_ot(
     The potentials are warm-started by epsilon-scaling (one update per epsilon, halving
     from the largest cost down to ``reg``); those updates count towards ``max_iter``.
     """
+    from scipy.special import logsumexp
+
     loga = np.log(a, where=a > 0, out=np.full_like(a, -np.inf))
     logb = np.log(b, where=b > 0, out=np.full_like(b, -np.inf))
     f = np.zeros(a.size)

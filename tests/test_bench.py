@@ -129,3 +129,15 @@ def test_targets_pass_fail_and_missing_comparators():
     assert got["toy: sde / ode step time"]["pass"] is True
     assert got["toy sgd: 8 replicas / 1 replica"]["pass"] is False
     assert got["warm cache: import + first step (s)"]["pass"] is True
+
+
+def test_import_leaves_xarray_and_scipy_spatial_unloaded():
+    # the warm-cache time to a first step (a bench target) is mostly imports: xarray and
+    # scipy.spatial are imported where they are used, not by `import meanfield`
+    import subprocess
+    import sys
+
+    code = ("import sys, meanfield; print(sorted(m for m in "
+            "('xarray', 'scipy.spatial', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
