@@ -963,9 +963,11 @@ def _cell(t, ref):
 def report_markdown(result: dict) -> str:
     """Return bench.md: tables of seconds per step, ratios, engine rates, targets, probes."""
     rows, peak, m = result["rows"], result["peak"], result["machine"]
+    # the ratios depend on the vector width the kernels compile for: name it
+    simd = ", ".join(x.upper().replace("AVX512F", "AVX-512") for x in m.get("simd") or ["no AVX"])
     lines = [f"# meanfield bench ({result['plan']['name']})", "",
-             f"{m['cpu_model']}, {m['cores']} cores; {m['threads']} threads pinned to CPUs "
-             f"{m['cpus_pinned']}; load average {m['loadavg_start'][0]:.2f} → "
+             f"{m['cpu_model']} ({simd}), {m['cores']} cores; {m['threads']} threads pinned "
+             f"to CPUs {m['cpus_pinned']}; load average {m['loadavg_start'][0]:.2f} → "
              f"{m['loadavg_end'][0]:.2f}. Versions: "
              + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", "",
              "Seconds per step (median of (t_long − t_short)/(n_long − n_short)); in "

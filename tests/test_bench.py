@@ -68,6 +68,9 @@ def test_bench_tiny_end_to_end(tmp_path):
     assert "| N | meanfield | NumPy |" in md
     assert "stale" not in md
     assert "## Targets" in md
+    header = md.splitlines()[2]  # the machine line names the vector width the ratios depend on
+    assert ("AVX2" in header) == ("avx2" in m["simd"])
+    assert ("AVX-512" in header) == ("avx512f" in m["simd"])
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"] == "bench"
     assert manifest["plan"] == "tiny"
