@@ -964,7 +964,8 @@ def report_markdown(result: dict) -> str:
     """Return bench.md: tables of seconds per step, ratios, engine rates, targets, probes."""
     rows, peak, m = result["rows"], result["peak"], result["machine"]
     # the ratios depend on the vector width the kernels compile for: name it
-    simd = ", ".join(x.upper().replace("AVX512F", "AVX-512") for x in m.get("simd") or ["no AVX"])
+    names = [x.upper().replace("AVX512F", "AVX-512") for x in m.get("simd", ())]
+    simd = ", ".join(names) or "no AVX2"  # machine_info looks for avx2, avx512f and fma only
     lines = [f"# meanfield bench ({result['plan']['name']})", "",
              f"{m['cpu_model']} ({simd}), {m['cores']} cores; {m['threads']} threads pinned "
              f"to CPUs {m['cpus_pinned']}; load average {m['loadavg_start'][0]:.2f} → "
