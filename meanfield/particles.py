@@ -536,7 +536,7 @@ def _coupling_block(Wt, Ws, lo, hi, csq):
         csq[k] = max(csq[k], d2)
 
 
-@nb.njit(**_JIT)
+@nb.njit(_nrt=False, **_JIT)
 def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, act, loss, l2,
                   mode, sampler, sampling, M, dt, ns, alpha, u_part, u, g, ell, atoms, cd,
                   cn_shared, perm, vec, GD, GN, sig_store, no_store, Ws, twin_noise, t_lim,
@@ -546,7 +546,10 @@ def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, a
     Each step: particles first, then their limit twins if Ws is not empty.  With u_hist
     not empty, u of step n goes to u_hist[n − n0].  The step loop is inside this function
     (one call per replica and segment: a call per step, with its ~45 array arguments,
-    cost 0.2 µs, half the step at N = 1, M = 1).
+    cost 0.2 µs, half the step at N = 1, M = 1).  Compiled without NRT (``_nrt=False``):
+    it allocates nothing, and the reference counts of the ~100 array views a step takes
+    (rows of vec, store, …) cost an atomic add and a call each — 0.87 → 0.61 µs per step
+    at N = 1, 1.6 → 1.45 µs at N = 10² (toy sgd, float64, AMD EPYC Zen 5); the same bits.
     """
     N = Wt.shape[1]
     nblocks = (N + BLOCK - 1) // BLOCK
@@ -560,8 +563,10 @@ def _steps_serial(Wt, n0, nsteps, key, X, Y, p, sqrt_p, pcum, uniform, layers, a
                            act, vec, u_part[b], sig_store[b])
         if not _reduce_blocks(u_part, nblocks, na, 1.0 / N, u, BLOWUP):
             return n
-        if u_hist.shape[0] > 0:
-            u_hist[n - n0, :, :] = u[:na]
+        if u_hist.shape[0] > 0:  # loops: a slice assignment would need NRT
+            for i in range(na):
+                for c in range(u.shape[1]):
+                    u_hist[n - n0, i, c] = u[i, c]
         _loss_grad_kernel(u, Y, atoms, na, loss, g, ell)
         om = (1.0 + n * dt) ** (-alpha)
         if Ws.shape[1] > 0:
