@@ -72,6 +72,7 @@ _ENV_KEYS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_TH
              "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
              "NUMBA_CACHE_DIR", "XLA_FLAGS")
 _CHECK_STEPS = 8
+OTHER_LOAD_MAX = 0.1  # warn when other processes took more of the machine's CPU time
 _CHECK_TOL = 1e-6  # relative error of the weight increments (float64 loops)
 
 
@@ -653,6 +654,36 @@ def jit_probes(kind: str) -> dict:
 
 
 # ---------------------------------------------------------------- machine info
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds all CPUs spent busy, incl. steal; this process's and its children's).
+
+    From /proc/stat (user, nice, system, irq, softirq, steal) and ``os.times``; None where
+    /proc/stat is missing.  The difference of two calls, busy − own, is the CPU time other
+    processes (and the hypervisor) took meanwhile: the bench's own threads raise the load
+    average, so the load average alone cannot tell an idle machine from a busy one.
+    """
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        user, nice, system, _, _, irq, softirq, steal = (int(x) for x in fields[1:9])
+    except (OSError, ValueError):
+        return None
+    t = os.times()
+    busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
+def other_load(start: tuple[float, float] | None, end: tuple[float, float] | None,
+               wall: float, cores: int) -> float | None:
+    """Share (0..1) of the machine's CPU time that other processes took.
+
+    ``start`` and ``end`` are :func:`cpu_seconds` taken ``wall`` seconds apart.
+    """
+    if start is None or end is None or wall <= 0:
+        return None
+    other = (end[0] - start[0]) - (end[1] - start[1])
+    return max(0.0, other) / (wall * max(cores, 1))
+
+
 def machine_info(threads: int, cpus: list[int]) -> dict:
     """CPU model, core count, pinned CPUs, threads, package versions, BLAS, load."""
     model, flags = None, ""
@@ -841,6 +872,7 @@ def run_bench(out, *, plan: Plan, threads: int | None = None, quiet: bool = Fals
 
 def _measure(plan, comps, threads, cpus, quiet) -> dict:
     start = time.perf_counter()
+    cpu0 = cpu_seconds()
     info = machine_info(threads, cpus)
     _log(f"meanfield bench ({plan.name}): {threads} threads on CPUs {cpus}; "
          f"comparators: {', '.join(comps) or 'none'}", quiet)
@@ -857,7 +889,9 @@ def _measure(plan, comps, threads, cpus, quiet) -> dict:
     jit = jit_probes(plan.jit_probe)
     result = {
         "plan": asdict(plan),
-        "machine": {**info, "loadavg_end": list(os.getloadavg())},
+        "machine": {**info, "loadavg_end": list(os.getloadavg()),
+                    "other_load": other_load(cpu0, cpu_seconds(), time.perf_counter() - start,
+                                             info["cores"] or 1)},
         "peak": peak,
         "models": {
             "flop": "per (neuron, atom): 4p + 6C + 4 (+ 2D + 1 for sde noise, 8 on a line); "
@@ -973,9 +1007,17 @@ def report_markdown(result: dict) -> str:
              + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", "",
              "Seconds per step (median of (t_long − t_short)/(n_long − n_short)); in "
              "parentheses comparator time / meanfield time (> 1: meanfield is faster).", ""]
-    busy = max(m["loadavg_start"][0], m["loadavg_end"][0])
-    if busy > 0.5 * (m["cores"] or 1):
-        lines += [f"**Warning: load average {busy:.1f} on {m['cores']} cores.** Other "
+    # the bench's own threads raise the load average: judge by other processes' CPU time
+    other = m.get("other_load")
+    if other is None:  # no /proc/stat: the load average before the run
+        busy = m["loadavg_start"][0] > 0.5 * (m["cores"] or 1)
+        what = f"load average {m['loadavg_start'][0]:.1f} on {m['cores']} cores"
+    else:
+        busy = other > OTHER_LOAD_MAX
+        what = f"other processes took {100 * other:.0f}% of the CPU time"
+        lines[2] = lines[2][:-1] + f"; other processes took {100 * other:.1f}% of the CPU time."
+    if busy:
+        lines += [f"**Warning: {what}.** Other "
                   "processes compete for the pinned CPUs; multithreaded loops (PyTorch's "
                   "spin-waiting OpenMP, OpenBLAS, Numba's prange) can slow down many-fold "
                   "and unevenly. Rerun on an idle machine (or compare with the hidden "

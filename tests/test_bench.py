@@ -8,6 +8,7 @@ loop's single step is also checked against the NumPy oracle of conftest.py.
 import json
 import math
 import os
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -71,6 +72,9 @@ def test_bench_tiny_end_to_end(tmp_path):
     header = md.splitlines()[2]  # the machine line names the vector width the ratios depend on
     assert ("AVX2" in header) == ("avx2" in m["simd"])
     assert ("AVX-512" in header) == ("avx512f" in m["simd"])
+    assert 0 <= m["other_load"] <= 1  # Linux: /proc/stat is there
+    assert "other processes took" in header
+    assert ("**Warning" in md) == (m["other_load"] > bench.OTHER_LOAD_MAX)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"] == "bench"
     assert manifest["plan"] == "tiny"
@@ -144,3 +148,19 @@ def test_import_leaves_xarray_and_scipy_spatial_unloaded():
             "('xarray', 'scipy.spatial', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_other_load_counts_only_other_processes_cpu_time():
+    # arithmetic: 3 busy CPU-seconds over 2 s on 2 cores, 1.6 of them this process's
+    assert bench.other_load((10.0, 1.0), (13.0, 2.6), 2.0, 2) == pytest.approx(0.35)
+    assert bench.other_load((10.0, 1.0), (10.5, 2.0), 1.0, 2) == 0.0  # tick rounding
+    assert bench.other_load(None, (1.0, 1.0), 1.0, 2) is None
+    # this process's own spinning is counted as its own, and inside the machine's busy time
+    a = bench.cpu_seconds()
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.5:
+        pass
+    b = bench.cpu_seconds()
+    own = b[1] - a[1]
+    assert own >= 0.45
+    assert b[0] - a[0] >= own - 0.05  # both from 100 Hz tick accounting
