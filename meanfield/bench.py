@@ -72,8 +72,8 @@ _ENV_KEYS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "MKL_NUM_TH
              "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER",
              "NUMBA_CACHE_DIR", "XLA_FLAGS")
 _CHECK_STEPS = 8
-OTHER_LOAD_MAX = 0.1  # warn when other processes took more of the machine's CPU time
 _CHECK_TOL = 1e-6  # relative error of the weight increments (float64 loops)
+OTHER_LOAD_MAX = 0.1  # warn when other processes took more of the machine's CPU time
 
 
 # ---------------------------------------------------------------- plan
@@ -1000,22 +1000,22 @@ def report_markdown(result: dict) -> str:
     # the ratios depend on the vector width the kernels compile for: name it
     names = [x.upper().replace("AVX512F", "AVX-512") for x in m.get("simd", ())]
     simd = ", ".join(names) or "no AVX2"  # machine_info looks for avx2, avx512f and fma only
+    # the bench's own threads raise the load average: judge by other processes' CPU time
+    other = m.get("other_load")
+    share = "" if other is None else f"; other processes took {100 * other:.1f}% of the CPU time"
     lines = [f"# meanfield bench ({result['plan']['name']})", "",
              f"{m['cpu_model']} ({simd}), {m['cores']} cores; {m['threads']} threads pinned "
              f"to CPUs {m['cpus_pinned']}; load average {m['loadavg_start'][0]:.2f} → "
              f"{m['loadavg_end'][0]:.2f}. Versions: "
-             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + ".", "",
+             + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v) + share + ".", "",
              "Seconds per step (median of (t_long − t_short)/(n_long − n_short)); in "
              "parentheses comparator time / meanfield time (> 1: meanfield is faster).", ""]
-    # the bench's own threads raise the load average: judge by other processes' CPU time
-    other = m.get("other_load")
     if other is None:  # no /proc/stat: the load average before the run
         busy = m["loadavg_start"][0] > 0.5 * (m["cores"] or 1)
         what = f"load average {m['loadavg_start'][0]:.1f} on {m['cores']} cores"
     else:
         busy = other > OTHER_LOAD_MAX
         what = f"other processes took {100 * other:.0f}% of the CPU time"
-        lines[2] = lines[2][:-1] + f"; other processes took {100 * other:.1f}% of the CPU time."
     if busy:
         lines += [f"**Warning: {what}.** Other "
                   "processes compete for the pinned CPUs; multithreaded loops (PyTorch's "
