@@ -1,0 +1,145 @@
+"""Golden digests: sha256 of the engine's output bits on small configs.
+
+Not a correctness test (the engine is checked against the NumPy oracle, closed forms and
+POT elsewhere): these pin the exact bits, so that a refactor can prove it moved none.
+A change that is meant to move bits updates these digests and ``RESULTS_FORMAT`` in the
+same commit, and says why in the message.
+
+Regenerate (after an intended change): ``python tests/test_golden.py``.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+import meanfield as mf
+
+TOY = {"data": {"kind": "teacher", "n": 24, "seed": 3}}
+
+
+def _merge(*tables):
+    out = {}
+    for t in tables:
+        for sec, vals in t.items():
+            out.setdefault(sec, {}).update(vals)
+    return out
+
+
+# name -> (config mapping, couple with the limit)
+CASES = {
+    "sgd_tanh_both_f64_r1": ({"dynamics": {"mode": "sgd", "T": 1.0, "snapshots": 3},
+                              "schedule": {"gamma": 0.05, "batch": 5},
+                              "run": {"N": 100, "seeds": 1}}, False),
+    "sgd_tanh_both_f32_r3": ({"dynamics": {"mode": "sgd", "T": 1.0, "snapshots": 3},
+                              "schedule": {"gamma": 0.05, "batch": 7},
+                              "run": {"N": 130, "seeds": 3, "dtype": "float32"}}, False),
+    "sgd_epochs_l2": ({"dynamics": {"mode": "sgd", "T": 1.0, "snapshots": 3,
+                                    "sampling": "epochs"},
+                       "schedule": {"gamma": 0.05, "batch": 4, "alpha": 0.25},
+                       "model": {"l2": 0.01}, "run": {"N": 60, "seeds": 1}}, False),
+    "sde_indep_root_r3": ({"dynamics": {"mode": "sde", "T": 0.5, "snapshots": 3},
+                           "schedule": {"gamma": 0.05, "batch": 2},
+                           "run": {"N": 100, "seeds": 3}}, False),
+    "sde_shared_sigmoid_r1": ({"dynamics": {"mode": "sde", "noise": "shared", "T": 0.5,
+                                            "snapshots": 3},
+                               "model": {"activation": "sigmoid"},
+                               "schedule": {"gamma": 0.05, "batch": 2},
+                               "run": {"N": 100, "seeds": 1}}, False),
+    "sde_indep_atoms_2d_f32": ({"dynamics": {"mode": "sde", "T": 0.5, "snapshots": 3},
+                                "data": {"input_dim": 2},
+                                "schedule": {"gamma": 0.05, "batch": 2},
+                                "run": {"N": 90, "seeds": 3, "dtype": "float32"}}, False),
+    "ode_relu_first_3d": ({"dynamics": {"mode": "ode", "T": 0.5, "snapshots": 3},
+                           "model": {"layers": "first", "activation": "relu"},
+                           "data": {"input_dim": 3},
+                           "schedule": {"gamma": 0.05}, "run": {"N": 70, "seeds": 1}}, False),
+    "sgd_linear_mixture_ce": ({"dynamics": {"mode": "sgd", "T": 1.0, "snapshots": 3},
+                               "model": {"activation": "linear", "loss": "cross_entropy"},
+                               "data": {"kind": "gaussian_mixture", "classes": 3,
+                                        "input_dim": 2, "n": 30},
+                               "init": {"kind": "uniform", "scale": 0.5},
+                               "schedule": {"gamma": 0.05, "batch": 6},
+                               "run": {"N": 80, "seeds": 3}}, False),
+    "sgd_logistic_first": ({"dynamics": {"mode": "sgd", "T": 1.0, "snapshots": 3},
+                            "model": {"layers": "first", "activation": "sigmoid",
+                                      "loss": "logistic"},
+                            "data": {"kind": "gaussian_mixture", "classes": 2,
+                                     "input_dim": 2, "n": 30},
+                            "schedule": {"gamma": 0.05, "batch": 6},
+                            "run": {"N": 50, "seeds": 1}}, False),
+    "sgd_block_path": ({"dynamics": {"mode": "sgd", "T": 0.2, "snapshots": 2},
+                        "schedule": {"gamma": 0.02, "batch": 5},
+                        "run": {"N": 9000, "seeds": 1}}, False),
+    "sde_block_path_2d": ({"dynamics": {"mode": "sde", "T": 0.1, "snapshots": 2},
+                           "data": {"input_dim": 2},
+                           "schedule": {"gamma": 0.02, "batch": 2},
+                           "run": {"N": 9000, "seeds": 1}}, False),
+    "digits_relu_ce": ({"dynamics": {"mode": "sgd", "T": 0.2, "snapshots": 2},
+                        "model": {"activation": "relu", "loss": "cross_entropy"},
+                        "data": {"kind": "digits", "n": 300},
+                        "init": {"kind": "torch_default"},
+                        "schedule": {"gamma": 0.01, "batch": 100},
+                        "run": {"N": 1000, "seeds": 1}}, False),
+    "coupled_sde_indep_pde": ({"dynamics": {"mode": "sde", "T": 0.3, "snapshots": 3},
+                               "schedule": {"gamma": 0.05, "batch": 2},
+                               "limit": {"method": "pde", "grid": 32},
+                               "run": {"N": 100, "seeds": 3}}, True),
+    "coupled_ode_quadrature": ({"dynamics": {"mode": "ode", "T": 0.3, "snapshots": 3},
+                                "schedule": {"gamma": 0.05},
+                                "limit": {"method": "quadrature"},
+                                "run": {"N": 100, "seeds": 1}}, True),
+    "coupled_sgd_beta_half_blocks": ({"dynamics": {"mode": "sgd", "T": 0.05, "snapshots": 2},
+                                      "schedule": {"gamma": 0.05, "beta": 0.5, "batch": 5},
+                                      "limit": {"method": "quadrature"},
+                                      "run": {"N": 9000, "seeds": 1}}, True),
+}
+
+
+def _digest(a):
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:20]
+
+
+def digests(name):
+    """Return {array name: digest} of one case's run."""
+    table, couple = CASES[name]
+    cfg = mf.parse_config(_merge(TOY, table))
+    limit = mf.solve_limit(cfg) if couple else None
+    traj = mf.simulate(cfg, limit=limit)
+    out = {"W": _digest(traj.W), "u": _digest(traj.u)}
+    if couple:
+        out["coupling_sq"] = _digest(traj.coupling_sq)
+    return out
+
+
+GOLDEN = {
+    "sgd_tanh_both_f64_r1": {"W": "798f3bc8321dd8fdfb25", "u": "7825ad47d8c781b0ad98"},
+    "sgd_tanh_both_f32_r3": {"W": "48e470be709cdb7cf956", "u": "1b00927efe7ad55672ae"},
+    "sgd_epochs_l2": {"W": "b4a3c8c69cb0ba7fcc65", "u": "9715bb839b23edb8c317"},
+    "sde_indep_root_r3": {"W": "8b81a050f0084b2a8fc6", "u": "2e62a65555efcf9a70f4"},
+    "sde_shared_sigmoid_r1": {"W": "9c193c8b174df13136f7", "u": "ddd2e65fc5d100c5e10c"},
+    "sde_indep_atoms_2d_f32": {"W": "44e48f3815758a96b0e0", "u": "e9a5359b22cfa686f4fd"},
+    "ode_relu_first_3d": {"W": "13b05f07391747c49e7e", "u": "b135036ec0bc0e35d2f8"},
+    "sgd_linear_mixture_ce": {"W": "d76489a29d6b49305658", "u": "bf81f9b6c536a0d87b0f"},
+    "sgd_logistic_first": {"W": "f72101d53e0deb036934", "u": "a1d8940f5ea96af8a78f"},
+    "sgd_block_path": {"W": "02689a014ac70ba8f198", "u": "90f8f1dbd57d3bd46771"},
+    "sde_block_path_2d": {"W": "ec7e7dfe67748f8aa2d0", "u": "d69d7e8fce214dfffb81"},
+    "digits_relu_ce": {"W": "6e9831bbf211708d697d", "u": "8adf5c066684b39c3b5f"},
+    "coupled_sde_indep_pde": {"W": "e5740ff95522602af64f", "u": "cde0269522bd257112d1",
+                              "coupling_sq": "313c01e3b7ddba830fd0"},
+    "coupled_ode_quadrature": {"W": "943cb8e06f89c893f2b2", "u": "4af3a3ab674fdf49e35c",
+                               "coupling_sq": "7aecb2f9415bcc8073be"},
+    "coupled_sgd_beta_half_blocks": {"W": "ea66b252f2cc45ebc601",
+                                     "u": "0438ddf438ee97d65850",
+                                     "coupling_sq": "676bbc7774363a17ef8b"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_digest(name):
+    assert digests(name) == GOLDEN[name]
+
+
+if __name__ == "__main__":
+    for case in CASES:
+        print(f"    {case!r}: {digests(case)!r},", flush=True)
