@@ -27,7 +27,7 @@ FLOP model (per step, engine rows): per (neuron, atom) pair, with p inputs and C
 4p + 6C + 4 FLOPs — pre-activation 2p, σ counted as 1, output accumulation 2C, output
 weight gradient 2C, a·g and σ' and their product 2C + 3, input weight gradient 2p — plus
 3D per neuron for the update; sde adds 2D + 1 per pair for the noise sum (the normal draw
-counted as 1), or on a line (p = C = 1, D = 2: ``particles.noise_sampler``) 8 per pair for
+counted as 1), or on a line (p = C = 1, D = 2: ``engine.noise_sampler``) 8 per pair for
 the second moments (two products, three multiply-adds). Atoms per step: M for sgd, J for
 sde and ode. The transcendental σ is counted as one FLOP, so GFLOP/s understates the
 arithmetic done. Byte model: the particles are read twice (mean field, then gradients) and
@@ -533,7 +533,8 @@ def _engine_memory(workload, N, mode, dtype, seeds, data) -> int:
 def _engine_steps(workload, N, K, data):
     """Return the engine's sgd particles (N, D) at steps 0 and K, and its K batches."""
     import meanfield as mf
-    from meanfield.particles import batch_draws, replica_streams
+    from meanfield.engine import batch_draws
+    from meanfield.init import replica_streams
 
     cfg = _config(workload, N, K)
     traj = mf.simulate(cfg, data=data, save_weights=True)

@@ -41,8 +41,9 @@ def _prepare_dir(out: Path, resolved_toml: str, fresh: bool) -> bool:
 def _cmd_run(args) -> int:
     from .config import load_config, to_toml
     from .data import make_data
-    from .models import make_model
-    from .particles import replica_streams, simulate
+    from .engine import simulate
+    from .init import replica_streams
+    from .model import make_model
     from .plots import plot_run
     from .store import manifest, trajectory_dataset, write_json, write_netcdf
 
@@ -58,8 +59,7 @@ def _cmd_run(args) -> int:
     model = make_model(config, data)
     limit = None
     if args.couple:
-        from .limit import solve_limit
-        from .particles import check_coupling
+        from .limit import check_coupling, solve_limit
 
         check_coupling(config)
         limit = solve_limit(config, data=data)
@@ -90,7 +90,7 @@ def _cmd_limit(args) -> int:
     from .config import load_config, to_toml
     from .data import make_data
     from .limit import solve_limit
-    from .models import make_model
+    from .model import make_model
     from .plots import plot_limit
     from .store import limit_dataset, manifest, write_json, write_netcdf
 

@@ -45,7 +45,7 @@ from scipy.stats import gaussian_kde  # noqa: E402
 
 from .config import Config, parse_config, to_dict  # noqa: E402
 from .data import DataLaw, make_data  # noqa: E402
-from .particles import simulate  # noqa: E402
+from .engine import simulate  # noqa: E402
 from .rates import fit_rate  # noqa: E402
 from .store import manifest, write_json  # noqa: E402
 from .wasserstein import floor, w2_1d  # noqa: E402

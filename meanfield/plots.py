@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .models import Model  # noqa: E402
-from .particles import Trajectory  # noqa: E402
+from .engine import Trajectory  # noqa: E402
+from .model import Model  # noqa: E402
 
 
 def param_names(model: Model) -> list[str]:

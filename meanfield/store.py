@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .particles import Trajectory
+from .engine import Trajectory
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr

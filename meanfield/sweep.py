@@ -120,7 +120,7 @@ def expand(config: Config) -> list[Task]:
 # ---------------------------------------------------------------- task functions
 def run_task(config: Config, *, progress: bool = False) -> xr.Dataset:
     """Run the task of ``meanfield run``: simulate, return the trajectory dataset."""
-    from .particles import simulate
+    from .engine import simulate
     from .store import trajectory_dataset
 
     return trajectory_dataset(simulate(config, progress=progress))
@@ -129,8 +129,8 @@ def run_task(config: Config, *, progress: bool = False) -> xr.Dataset:
 def couple_task(config: Config, *, progress: bool = False) -> xr.Dataset:
     """Run the task of ``meanfield run --couple``: solve the limit, simulate coupled twins."""
     from .data import make_data
+    from .engine import simulate
     from .limit import solve_limit
-    from .particles import simulate
     from .store import trajectory_dataset
 
     data = make_data(config)
@@ -222,7 +222,7 @@ def rate_task(config: Config, *, progress: bool = False, exact: bool = True) -> 
     import xarray as xr
 
     from .data import make_data
-    from .particles import simulate
+    from .engine import simulate
     from .wasserstein import compress, w2_1d, w2_exact
 
     t0 = time.perf_counter()
@@ -279,7 +279,7 @@ def regime_task(config: Config, *, progress: bool = False) -> xr.Dataset:
     summed over parameters, averaged over neurons and scaled by S/(S − 1), so its mean is
     the across-seed variance of W^{k,N}_T.
     """
-    from .particles import simulate
+    from .engine import simulate
 
     ds = rate_task(config, progress=progress, exact=False)
     t0 = time.perf_counter()

@@ -1,10 +1,10 @@
-"""Refit the float64 tanh polynomial of ``meanfield.models._tanh64`` (needs ``mpmath``).
+"""Refit the float64 tanh polynomial of ``meanfield._kernels.fastmath._tanh64`` (needs ``mpmath``).
 
 expm1(2h) = h (2 + h T(h)) on |h| ≤ ln2/4 with T of degree 9.  Lawson's iteratively
 reweighted least squares on 160 Chebyshev nodes approaches the minimax fit of the relative
 error, in 50-digit arithmetic; each coefficient is rounded to float64 in turn and the
 remaining ones are refitted around it, so the rounding error of one is absorbed by the next.
-Prints the coefficients (``models._T64``) and the maximum relative error in float64 ulp of
+Prints the coefficients (``fastmath._T64``) and the maximum relative error in float64 ulp of
 the rounded polynomial evaluated exactly (the float64 evaluation adds its own rounding).
 
     pip install mpmath && python scripts/fit_tanh.py

@@ -2,8 +2,8 @@
 
 The ``ref`` fixture is a plain-NumPy implementation of THEORY.md §1–3 (forward pass,
 losses, per-atom gradients H, drift, centred noise, one SGD / Euler–Maruyama step),
-written independently of ``meanfield.models`` and ``meanfield.particles``; the engine's
-kernels are checked against it.
+written independently of ``meanfield.model``, ``meanfield.engine`` and
+``meanfield._kernels``; the engine's kernels are checked against it.
 """
 
 from types import SimpleNamespace

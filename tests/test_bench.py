@@ -16,7 +16,8 @@ import pytest
 
 from meanfield import bench
 from meanfield.cli import main
-from meanfield.particles import batch_draws, replica_streams, simulate
+from meanfield.engine import batch_draws, simulate
+from meanfield.init import replica_streams
 
 
 def _finite_numbers(obj):

@@ -2,8 +2,8 @@
 
 The kernels replace libm (scalar calls that block vectorisation) with polynomial code:
 ``_tanh`` (float64 and float32 versions), ``_log`` and ``_sincos`` (short polynomials) in
-``meanfield.models``, and the Box–Muller transform ``_normal_pair`` in
-``meanfield.particles`` built from them.  Errors are measured against NumPy in ulps of the
+``meanfield._kernels.fastmath``, and the Box–Muller transform ``_normal_pair`` in
+``meanfield._kernels.rng`` built from them.  Errors are measured against NumPy in ulps of the
 result's dtype.
 """
 
@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from meanfield import models
-from meanfield.models import _log, _sincos, _tanh
-from meanfield.particles import _normal_pair, _subkey, noise_draws
+from meanfield import model as models
+from meanfield._kernels.fastmath import _log, _sincos, _tanh
+from meanfield._kernels.rng import _normal_pair, _subkey
+from meanfield.engine import noise_draws
 
 
 @nb.njit(cache=True, error_model="numpy")

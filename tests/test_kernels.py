@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import particles
-from meanfield.models import _tanh
+from meanfield import engine
+from meanfield._kernels.fastmath import _tanh
+from meanfield._kernels.jit import BLOCK
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -44,10 +45,10 @@ def test_block_parallel_path_equals_replica_path_bitwise(mode, monkeypatch):
         "data": {"n": 12},
         "dynamics": {"mode": mode, "T": 0.02, "snapshots": 2},
         "schedule": {"gamma": 0.01, "batch": 4},
-        "run": {"N": 16 * particles.BLOCK + 37},
+        "run": {"N": 16 * BLOCK + 37},
     })
     fast = mf.simulate(cfg)
-    monkeypatch.setattr(particles, "CHUNKS", 3)  # other chunking, same arithmetic
+    monkeypatch.setattr(engine, "CHUNKS", 3)  # other chunking, same arithmetic
     other_chunks = mf.simulate(cfg)
     W = fast.W[0, -1]
     assert fast.schedule.n_total == 2

@@ -14,7 +14,7 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
-from meanfield import models
+from meanfield import model as models
 from meanfield.config import parse_config
 from meanfield.errors import ConfigError, NumericalError
 from meanfield.limit import pde

@@ -7,7 +7,7 @@ Solves, for the law λ_t of one parameter vector w ∈ R^D,
 
 the diffusion only for β = 1 with mode = "sde" (independent noise).  h and Σ come from the
 model kernels evaluated at the cell centres: μ enters them only through the mean field
-u_t = Σ_cells λ_c |cell| F(w_c, x_j) (``models.mean_field`` with the cell masses as weights).
+u_t = Σ_cells λ_c |cell| F(w_c, x_j) (``mean_field`` with the cell masses as weights).
 
 Scheme
 ------
@@ -49,11 +49,12 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy.special import ndtr
 
-from .. import models
+from ..engine import threads
 from ..errors import ConfigError, NumericalError
-from ..particles import init_scales
+from ..init import init_scales
+from ..model import drift, make_model, mean_field, noise_covariance
 from ..schedule import gamma_alpha_n, omega
-from . import Limit
+from .core import Limit
 
 CFL = 0.4
 BOUNDARY_TOL = 1e-9
@@ -62,8 +63,8 @@ CLIP_FAIL = 1e-3
 NORMAL_WIDTH = 7.0
 PAD_FRACTION = 0.15
 DIFFUSION_LENGTHS = 8.0
-_THREADS = 2
-_POOL = ThreadPoolExecutor(_THREADS)
+PARTS = 2  # the rows of a wide grid are summed in this many parts (fixed: it sets the bits)
+PARALLEL_MIN = 4096  # rows below which one call does it all
 
 
 # ------------------------------------------------------------------------- initial law
@@ -105,20 +106,21 @@ def _support_box(law) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- kernels (threaded)
-def _mean_field(W, data, model, q):
-    """U = Σ_k q_k F(W_k, x) with the rows split across threads."""
-    if len(W) < 4096:
-        return models.mean_field(W, data.x, model, weights=q)
-    parts = np.array_split(np.arange(len(W)), _THREADS)
-    futs = [_POOL.submit(models.mean_field, W[i], data.x, model, q[i]) for i in parts]
+def _mean_field(pool, W, data, model, q):
+    """U = Σ_k q_k F(W_k, x), the rows in ``PARTS`` parts added in order (on ``pool``)."""
+    if len(W) < PARALLEL_MIN:
+        return mean_field(W, data.x, model, weights=q)
+    parts = np.array_split(np.arange(len(W)), PARTS)
+    futs = [pool.submit(mean_field, W[i], data.x, model, q[i]) for i in parts]
     return sum(f.result() for f in futs)
 
 
-def _rows(fn, W, u, data, model):
-    if len(W) < 4096:
+def _rows(pool, fn, W, u, data, model):
+    """fn(W, u, data, model) row by row, the rows in ``PARTS`` parts (on ``pool``)."""
+    if len(W) < PARALLEL_MIN:
         return fn(W, u, data, model)
-    parts = np.array_split(np.arange(len(W)), _THREADS)
-    futs = [_POOL.submit(fn, W[i], u, data, model) for i in parts]
+    parts = np.array_split(np.arange(len(W)), PARTS)
+    futs = [pool.submit(fn, W[i], u, data, model) for i in parts]
     return np.concatenate([f.result() for f in futs])
 
 
@@ -151,8 +153,8 @@ def domain(config, data, model, law, *, nodes_per_axis: int | None = None) -> np
     t, width = 0.0, np.maximum(hi - lo, 1e-12)
 
     def vel(W, t):
-        u = models.mean_field(W, data.x, model, weights=q)
-        return -omega(t, alpha) * models.drift(W, u, data, model), u
+        u = mean_field(W, data.x, model, weights=q)
+        return -omega(t, alpha) * drift(W, u, data, model), u
 
     for _ in range(20000):
         if t >= T:
@@ -164,7 +166,7 @@ def domain(config, data, model, law, *, nodes_per_axis: int | None = None) -> np
         speed = np.max(np.abs(v) / width)
         dt = min(T - t, T / 200.0, 0.02 / speed if speed > 0 else np.inf)
         if diffusion:
-            sig = models.noise_covariance(W, u, data, model)
+            sig = noise_covariance(W, u, data, model)
             dmax = np.max(np.diagonal(sig, axis1=1, axis2=2), axis=0)
             var += 2.0 * kf * omega(t, alpha) ** 2 * dmax * dt
         W1 = W + dt * v
@@ -218,8 +220,8 @@ def _divergence(F, dx):
 class _Rhs:
     """Right-hand side dλ/dt and the quantities (u, rates) of one evaluation."""
 
-    def __init__(self, config, data, model, centres, dx):
-        self.config, self.data, self.model = config, data, model
+    def __init__(self, config, data, model, centres, dx, pool):
+        self.config, self.data, self.model, self.pool = config, data, model, pool
         self.D = model.dim
         self.shape = tuple(len(c) for c in centres)
         self.cell = float(np.prod(dx))
@@ -232,7 +234,7 @@ class _Rhs:
     def mean_field(self, lam):
         mass = lam.ravel() * self.cell
         live = mass > 0.0
-        return _mean_field(self.W[live], self.data, self.model, mass[live])
+        return _mean_field(self.pool, self.W[live], self.data, self.model, mass[live])
 
     def __call__(self, lam, t, u=None):
         """Return (dλ/dt, u, stability rate r: dt ≤ CFL / r)."""
@@ -242,7 +244,7 @@ class _Rhs:
             msg = f"PDE mean field became NaN/inf at t = {t:.6g}"
             raise NumericalError(msg)
         om = omega(t, self.alpha)
-        v = (-om * _rows(models.drift, self.W, u, self.data, self.model)).reshape(
+        v = (-om * _rows(self.pool, drift, self.W, u, self.data, self.model)).reshape(
             *self.shape, self.D)
         dx = self.dx
         rate = sum(np.max(np.abs(v[..., i])) / dx[i] for i in range(self.D))
@@ -251,7 +253,7 @@ class _Rhs:
             lam_i = np.moveaxis(lam, i, 0)
             faces.append(_advective_faces(lam_i, np.moveaxis(v[..., i], i, 0)))
         if self.diffusion:
-            A = (om * om * self.kf) * _rows(models.noise_covariance, self.W, u, self.data,
+            A = (om * om * self.kf) * _rows(self.pool, noise_covariance, self.W, u, self.data,
                                             self.model).reshape(*self.shape, self.D, self.D)
             rate += sum(2.0 * np.max(A[..., i, i]) / dx[i] ** 2 for i in range(self.D))
             if self.D == 2:
@@ -294,8 +296,15 @@ def _edge_mass(lam):
 def evolve(config, data, model, box, law=None, lam0=None):
     """Run the finite-volume solve on the box (D, 2); return the :class:`Limit`.
 
-    ``lam0`` (cell densities) overrides the initial law ``law`` (used by tests).
+    ``lam0`` (cell densities) overrides the initial law ``law`` (used by tests).  Wide
+    grids evaluate their rows on ``threads()`` threads (the package's one thread policy);
+    the result does not depend on that number.
     """
+    with ThreadPoolExecutor(max(1, min(PARTS, threads()))) as pool:
+        return _evolve(config, data, model, box, law, lam0, pool)
+
+
+def _evolve(config, data, model, box, law, lam0, pool):
     n = config.limit.grid
     edges = [np.linspace(lo, hi, n + 1) for lo, hi in box]
     centres = tuple(0.5 * (e[1:] + e[:-1]) for e in edges)
@@ -303,7 +312,7 @@ def evolve(config, data, model, box, law=None, lam0=None):
     cell = float(np.prod(dx))
     lam = initial_masses(edges, law) if lam0 is None else np.array(lam0, dtype=float) * cell
     lam = lam / (lam.sum() * cell)  # μ₀'s mass outside the box (≤ ~1e-12) is dropped
-    rhs = _Rhs(config, data, model, centres, dx)
+    rhs = _Rhs(config, data, model, centres, dx, pool)
     T = config.dynamics.T
     times = np.linspace(0.0, T, config.dynamics.snapshots)
     dens = [lam.copy()]
@@ -380,7 +389,7 @@ def solve_pde(config, data=None, model=None) -> Limit:
         from ..data import make_data
         data = make_data(config)
     if model is None:
-        model = models.make_model(config, data)
+        model = make_model(config, data)
     if model.dim > 2:
         msg = (f"limit.method = 'pde' needs a parameter dimension D <= 2, got D = {model.dim}; "
                "use limit.method = 'reference' or 'quadrature'")

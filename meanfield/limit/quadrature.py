@@ -14,10 +14,10 @@ from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 
 from ..errors import ConfigError, NumericalError
-from ..models import Model, drift, mean_field
-from ..particles import init_scales
+from ..init import init_scales
+from ..model import Model, drift, mean_field
 from ..schedule import omega
-from . import Limit
+from .core import Limit
 
 TENSOR_MAX = 2**18  # nodes of a tensor rule; beyond, quasi-Monte Carlo
 

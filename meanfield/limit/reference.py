@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import with_values
-from ..particles import simulate
+from ..engine import simulate
 from ..schedule import Schedule, gamma_alpha_n, n_steps
-from . import Limit
+from .core import Limit
 
 
 def reference_schedule(config) -> Schedule:

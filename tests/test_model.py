@@ -11,7 +11,11 @@ import numba as nb
 import numpy as np
 import pytest
 
-from meanfield import models
+from meanfield import model as models
+from meanfield._kernels.backward import _input_grads_tile
+from meanfield._kernels.forward import _preact_tile
+from meanfield._kernels.jit import BLOCK
+from meanfield._kernels.simd import _lane_dot
 from meanfield.config import parse_config
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
@@ -209,7 +213,7 @@ def test_shared_noise_cross_covariance(act, layers, loss, C, rng, ref, make_hand
 def test_noise_covariance_matches_reference(act, layers, loss, C, rng, ref, make_hand_data):
     data = make_hand_data(rng, 13, P_DIM, C, loss)
     model = build(act, layers, loss, C, 0.3, data)  # l2 must not enter Σ
-    N = 2 * models.BLOCK + 37  # several blocks, one partial
+    N = 2 * BLOCK + 37  # several blocks, one partial
     W = rng.normal(0.0, 0.8, (N, model.dim))
     u = ref.mean_field(W, data.x, layers, act, C)
     sig = models.noise_covariance(W, u, data, model)
@@ -231,7 +235,7 @@ def test_noise_covariance_single_atom_is_zero(rng, make_hand_data):
 
 @nb.njit(cache=True)
 def _apply_lane_dot(a, lo, b, n, weighted):
-    return models._lane_dot(a, lo, b, n, weighted)
+    return _lane_dot(a, lo, b, n, weighted)
 
 
 def _lane_order_reference(a, lo, b, n, weighted):
@@ -261,7 +265,7 @@ def test_lane_dot_is_the_documented_fixed_order(dtype):
 
 @nb.njit(cache=True)
 def _apply_preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
-    models._preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base)
+    _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -292,7 +296,7 @@ def test_preact_tile_is_the_sequential_input_sum(dtype):
 
 @nb.njit(cache=True)
 def _apply_input_grads_tile(X, atoms, i0, nt, cd, off, nk, vec, ebase, GD):
-    models._input_grads_tile(X, atoms, i0, nt, cd, False, off, nk, vec, ebase, ebase, GD, GD)
+    _input_grads_tile(X, atoms, i0, nt, cd, False, off, nk, vec, ebase, ebase, GD, GD)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

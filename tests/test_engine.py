@@ -16,18 +16,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from meanfield import particles
+from meanfield import engine
+from meanfield._kernels.jit import _ATOMS
+from meanfield._kernels.step import BLOWUP
 from meanfield.config import parse_config, with_values
+from meanfield.engine import batch_draws, noise_draws, simulate
 from meanfield.errors import ConfigError, NumericalError
-from meanfield.models import make_model
-from meanfield.particles import (
-    BLOWUP,
-    batch_draws,
-    initial_particles,
-    noise_draws,
-    replica_streams,
-    simulate,
-)
+from meanfield.init import initial_particles, replica_streams
+from meanfield.model import make_model
 
 ACTIVATIONS = ["tanh", "sigmoid", "relu", "linear"]
 HEADS = [("both", "squared", 1), ("both", "squared", 3), ("first", "squared", 1),
@@ -130,13 +126,13 @@ def test_steps_match_reference(act, layers, loss, C, mode, noise, sampling, alph
     ("sde", 4, 6, "atoms"), ("sde", 4, 5, "atoms"), ("sde", 4, 4, "atoms")])
 def test_scalar_regression_on_a_line_matches_reference(act, mode, M, J, noise, rng, ref,
                                                        make_hand_data, monkeypatch):
-    # layers = both, C = 1, p = 1 takes the one-pass tile kernel (particles._grads_full_tile),
+    # layers = both, C = 1, p = 1 takes the one-pass tile kernel (_kernels.step._grads_full_tile),
     # with partial tiles padded by zero-weight copies: M = 10 is tiles of 4, 4, 2; M = 3 one
     # partial tile; J = 7, 6, 5 and 9 (sde, ode) end with partial tiles of 3, 2 and 1 atoms,
     # J = 4 is one full tile.  Independent sde noise is Σ^{1/2} ξ (second moments summed in
     # the tile), or with noise = "atoms" (what coupled runs use) J normals drawn in registers.
     if noise == "atoms":
-        monkeypatch.setattr(particles, "noise_sampler", lambda *a, **k: particles._ATOMS)
+        monkeypatch.setattr(engine, "noise_sampler", lambda *a, **k: _ATOMS)
     N, R = 13, 2
     data = make_hand_data(rng, J, 1, 1, "squared")
     gan = gamma_an(1.0, 0.5, 0.25, N)
@@ -413,7 +409,7 @@ _THREAD_SCRIPT = textwrap.dedent("""
     import numpy as np
 
     from meanfield.config import parse_config
-    from meanfield.particles import simulate
+    from meanfield.engine import simulate
 
     rng = np.random.default_rng(3)
     J, P = 7, 2
