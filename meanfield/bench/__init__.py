@@ -851,8 +851,8 @@ def run_bench(out, *, plan: Plan, threads: int | None = None, quiet: bool = Fals
     dict
         The content of bench.json.
     """
-    from .errors import ConfigError
-    from .store import manifest, write_json
+    from ..errors import ConfigError
+    from ..store import manifest, write_json
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -1114,7 +1114,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 def run_from_args(args) -> int:
     """Run the bench for parsed arguments; return the exit code (0)."""
     if args.threads is not None and args.threads < 1:
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         msg = f"--threads must be >= 1, got {args.threads}"
         raise ConfigError(msg)
@@ -1132,7 +1132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench", description=__doc__.split("\n")[0])
     add_arguments(ap)
     args = ap.parse_args(argv)
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     try:
         return run_from_args(args)
