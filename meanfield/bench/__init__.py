@@ -57,6 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .reference import activation, loss_grad
+
 __all__ = ["Plan", "add_arguments", "main", "make_plan", "run_bench"]
 
 GAMMA = 1e-3  # γ at β = 1: the per-neuron step of every workload
@@ -200,26 +202,13 @@ def bytes_per_step(shape: dict, N: int, itemsize: int, seeds: int = 1) -> float:
 
 
 # ---------------------------------------------------------------- comparator loops
-def _np_activation(act, S):
-    if act == "tanh":
-        T = np.tanh(S)
-        return T, 1.0 - T * T
-    if act == "relu":
-        return np.maximum(S, 0.0), (S > 0.0).astype(S.dtype)
-    msg = f"activation {act!r} not implemented in the comparators"
-    raise ValueError(msg)
-
-
-def _np_loss_grad(loss, u, y):
-    if loss == "squared":
-        return u - y
-    e = np.exp(u - u.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True) - y
-
-
 def numpy_sgd(W0: np.ndarray, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, eta: float,
               act: str, loss: str) -> np.ndarray:
     """Run len(idx) shared-batch SGD steps of the two-layer network in vectorised NumPy.
+
+    The batch gradient is taken in matrix products, (1/M) Σ_i H(w_k, z_i) without the
+    per-atom (M, N, D) array of :func:`meanfield.bench.reference.sgd_step`: the same step,
+    in the form a NumPy user would time.
 
     Parameters
     ----------
@@ -244,8 +233,8 @@ def numpy_sgd(W0: np.ndarray, X: np.ndarray, Y: np.ndarray, idx: np.ndarray, eta
     M = idx.shape[1]
     for rows in idx:
         x, y = X[rows], Y[rows]
-        T, dT = _np_activation(act, x @ B.T)  # (M, N)
-        g = _np_loss_grad(loss, (T @ A) * (1.0 / N), y)  # (M, C)
+        T, dT = activation(act, x @ B.T)  # (M, N)
+        g = loss_grad((T @ A) * (1.0 / N), y, loss)  # (M, C)
         GA = T.T @ g
         E = (g @ A.T) * dT
         GB = E.T @ x
