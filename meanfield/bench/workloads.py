@@ -100,7 +100,7 @@ class Plan:
 
 
 def make_plan(name: str) -> Plan:
-    """Return the plan ``full`` (≈ 10 min), ``quick`` (≈ 1–2 min) or ``tiny`` (for tests)."""
+    """Return the plan ``full``, ``quick`` (fewer sizes, no cold compile) or ``tiny`` (tests)."""
     if name == "full":
         return Plan("full", (100, 1000, 10_000, 100_000, 1_000_000), (100, 1000, 10_000),
                     replica_modes=("sgd", "sde"), budget=0.6, repeats=5, jit_probe="cold")
