@@ -17,10 +17,9 @@ sde and ode. The transcendental σ is counted as one FLOP, so GFLOP/s understate
 arithmetic done. Byte model: the particles are read twice (mean field, then gradients) and
 written once, 3 N D·itemsize per step per replica; the atoms stay in cache.
 
-The engine is reached through ``import meanfield`` inside the functions (this package is
-imported by the command line before any engine code is needed); the engine internals the
-comparator check needs (``batch_draws``, ``replica_streams``) are imported in
-:func:`engine_steps` only.
+The engine is reached through its public API (``meanfield.parse_config``, ``make_data``,
+``simulate``); the only engine internals the bench uses, ``batch_draws`` and
+``replica_streams`` for the comparator check, are imported in :func:`engine_steps` alone.
 """
 
 from __future__ import annotations
