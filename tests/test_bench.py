@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from meanfield import bench
+from meanfield.bench.workloads import workload_config
 from meanfield.cli import main
 from meanfield.engine import batch_draws, simulate
 from meanfield.init import replica_streams
@@ -97,7 +98,7 @@ def test_bench_bad_arguments_are_argparse_errors(tmp_path, capsys):
 @pytest.mark.parametrize(("workload", "N"), [("toy", 37), ("digits", 23)])
 def test_numpy_comparator_matches_engine_sgd(workload, N, ref):
     K = 6
-    cfg = bench._config(workload, N, K, snapshots=K + 1)
+    cfg = workload_config(workload, N, K, snapshots=K + 1)
     traj = simulate(cfg, save_weights=True)
     W = traj.W[0]  # (K + 1, N, D): every step
     from meanfield.data import make_data
