@@ -1,0 +1,235 @@
+"""Results on disk: xarray datasets written as netCDF, the run manifest, the DIR rule.
+
+Results files hold results only (no timings, hosts or dates), so equal runs give equal
+arrays; everything about *how* a run went goes to ``manifest.json``.  This module imports
+no engine code: trajectories and limits are read through their attributes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
+    import xarray as xr
+
+    from .limit import Limit
+    from .particles import Trajectory
+
+_PACKAGES = ("meanfield", "numpy", "numba", "llvmlite", "pot", "scipy", "xarray", "matplotlib")
+
+
+def trajectory_dataset(traj: Trajectory) -> xr.Dataset:
+    """Return a Trajectory as an xarray Dataset with DESIGN.md's names and dimensions."""
+    import xarray as xr
+
+    data = {
+        "u": (("replica", "time", "atom", "output"), traj.u),
+        "risk": (("replica", "time"), traj.risk),
+        "step": (("time",), traj.steps.astype(np.int32)),
+    }
+    if traj.W is not None:
+        data["W"] = (("replica", "time", "neuron", "param"), traj.W)
+    for name in ("test_risk", "accuracy", "test_accuracy"):
+        if getattr(traj, name) is not None:
+            data[name] = (("replica", "time"), getattr(traj, name))
+    if traj.coupling_sq is not None:
+        data["coupling_sq"] = (("replica", "neuron"), traj.coupling_sq)
+        data["coupling_rms"] = (("replica", "time"), traj.coupling_rms)
+        data["output_error"] = (("replica", "time"), traj.output_error)
+    s = traj.schedule
+    attrs = {"dt": s.dt, "gamma_alpha_N": s.gamma_an, "n_steps": int(s.n_total)}
+    return xr.Dataset(data, coords={"time": traj.times}, attrs=attrs)
+
+
+def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:
+    """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="scipy")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, path)
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _numba_threads() -> int | None:
+    """Numba's thread count if the engine is loaded (read, never imported from here)."""
+    numba = sys.modules.get("numba")
+    return None if numba is None else numba.get_num_threads()
+
+
+def manifest(command: str, **extra) -> dict:
+    """Return the provenance record of a command: versions, git commit, host, date, extras.
+
+    ``threads`` is Numba's thread count unless ``extra`` gives it (a sweep records its
+    workers' count).
+    """
+    versions = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "command": command,
+        "argv": sys.argv,
+        "versions": {"python": platform.python_version(), **versions},
+        "git_commit": _git_commit(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "threads": _numba_threads(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def dim_names(keys) -> dict[str, str]:
+    """Return the dimension name of each axis.
+
+    The last part of the key (``run.N`` → ``N``), or the whole key with ``.`` → ``_``
+    where two axes would share a name.
+    """
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (n if last.count(n) == 1 else k.replace(".", "_"))
+            for k, n in zip(keys, last, strict=True)}
+
+
+def gather(tasks, datasets, axes: dict) -> xr.Dataset:
+    """Stack the datasets of a sweep's tasks into one Dataset with a dimension per axis.
+
+    Axis ``run.N`` becomes dimension ``N`` (see :func:`dim_names`), with the axis values
+    as its coordinate.  Dimensions whose size differs between tasks (``neuron``, ``time``
+    when T or snapshots vary) are padded with NaN.  Each task's actual snapshot times
+    become the variable ``t`` (axes..., time), the time dimension an index, and its
+    scalar attributes (dt, n_steps, ...) variables over the axes.
+
+    Parameters
+    ----------
+    tasks : list of runner.Task
+        Anything with an ``index`` (position along each axis).
+    datasets : list of xarray.Dataset, one per task (same order)
+    axes : dict
+        Axis key → values, as :func:`meanfield.runner.axes` returns.
+    """
+    import xarray as xr
+
+    names = dim_names(list(axes))
+    adims = [names[k] for k in axes]
+    ashape = [len(v) for v in axes.values()]
+    per_task = []
+    for ds in datasets:
+        fields = {k: (v.dims, v.values) for k, v in ds.data_vars.items()}
+        if "time" in ds.coords:
+            fields["t"] = (("time",), ds["time"].values)
+        for key, val in ds.attrs.items():
+            if isinstance(val, int | float | np.number) and not isinstance(val, bool):
+                fields[key] = ((), np.asarray(val))
+        per_task.append(fields)
+    out = {}
+    for name in per_task[0]:
+        dims = per_task[0][name][0]
+        size = [max(f[name][1].shape[i] for f in per_task) for i in range(len(dims))]
+        vals = [f[name][1] for f in per_task]
+        ragged = any(v.shape != tuple(size) for v in vals)
+        dtype = np.result_type(*vals)
+        if ragged and not np.issubdtype(dtype, np.floating):
+            dtype = np.float64
+        arr = np.full(ashape + size, np.nan if np.issubdtype(dtype, np.floating) else 0,
+                      dtype=dtype)
+        for task, v in zip(tasks, vals, strict=True):
+            arr[task.index + tuple(slice(0, n) for n in v.shape)] = v
+        out[name] = (tuple(adims) + dims, arr)
+    coords = {names[k]: list(v) for k, v in axes.items()}
+    return xr.Dataset(out, coords=coords,
+                      attrs={"axes": ", ".join(axes), "axes_dims": ", ".join(adims)})
+
+
+def load_results(out: str | os.PathLike) -> xr.Dataset:
+    """Open DIR/results.nc of a finished sweep (loaded into memory)."""
+    import xarray as xr
+
+    path = Path(out) / "results.nc"
+    with xr.open_dataset(path, engine="scipy") as ds:
+        return ds.load()
+
+
+def limit_dataset(limit: Limit) -> xr.Dataset:
+    """Return a Limit as an xarray Dataset (DESIGN.md: limit.nc)."""
+    import xarray as xr
+
+    data = {"u": (("t_u", "atom", "output"), limit.u)}
+    coords = {"t_u": limit.t_u, "time": limit.times}
+    if limit.density is not None:
+        axes = [f"w{i}" for i in range(len(limit.centres))]
+        data["density"] = (("time", *axes), limit.density)
+        coords.update({a: c for a, c in zip(axes, limit.centres, strict=True)})
+    if limit.points is not None:
+        data["points"] = (("time", "point", "param"), limit.points)
+        data["weights"] = (("time", "point"), limit.weights)
+    return xr.Dataset(data, coords=coords, attrs={"method": limit.method})
+
+
+def prepare_dir(out: str | os.PathLike, resolved_toml: str, *, fresh: bool = False) -> bool:
+    """Create DIR for a config; return True if DIR already holds this config.
+
+    A DIR holding another config is refused (ConfigError, nothing touched) unless ``fresh``,
+    which deletes DIR's contents first.
+    """
+    out = Path(out)
+    cfg_file = out / "config.toml"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if cfg_file.exists():
+        if cfg_file.read_text() != resolved_toml:
+            msg = (f"--out {out} holds a different config (config.toml); "
+                   "use another directory or --fresh to start over")
+            raise ConfigError(msg)
+        return True
+    if out.exists() and any(out.iterdir()):
+        msg = f"--out {out} is not empty and holds no meanfield config; use an empty directory"
+        raise ConfigError(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text(resolved_toml)
+    return False
