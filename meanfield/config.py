@@ -7,7 +7,7 @@ Checks run in ``__post_init__``, so a directly constructed ``Config`` is validat
 every invalid input raises :class:`~meanfield.errors.ConfigError` with one line naming
 the dotted key and the allowed values. The optional [sweep] section is kept raw, frozen
 into hashable :class:`FrozenTable` mappings (lists become tuples), and read by
-:mod:`meanfield.sweep`. [regimes] is written out only when it differs from its defaults.
+:mod:`meanfield.runner`. [regimes] is written out only when it differs from its defaults.
 """
 
 from __future__ import annotations

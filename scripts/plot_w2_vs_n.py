@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from meanfield.plots import plot_rates
+from meanfield.plotting import plot_rates, save
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         summaries.append((label, json.loads(path.read_text())))
-    plot_rates(summaries, args.out)
+    save(plot_rates(summaries), args.out, bbox_inches="tight")
     print(f"wrote {args.out}")
     return 0
 

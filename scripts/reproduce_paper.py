@@ -4,7 +4,7 @@
 
 Writes into DIR: histograms_beta*.png (weights across neurons at T against the limit
 density), w2_vs_n.png, accuracy_vs_n.png, fixed_init.png, paper.json and manifest.json.
-The default run takes a few minutes on 2 cores; ``--full`` uses the paper's widths
+The default widths keep the run short; ``--full`` uses the paper's widths
 N = 500, 5000, 50000 (plus 1000, 2000, 10000 for the W2 fits).
 """
 
@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import replace
 
-from meanfield.paper import PaperSettings, reproduce
+from meanfield.studies.paper import PaperSettings, reproduce
 
 FULL = PaperSettings(sizes=(500, 1000, 2000, 5000, 10000, 50000),
                      hist_sizes=(500, 5000, 50000),

@@ -4,9 +4,9 @@
                                        [--executor serial|processes|dask] [--workers K]
 
 CONFIG defaults to scripts/configs/regimes_quick.toml (β ∈ {0, ¼, ½, ¾, 1} × α ∈ {0, ¼} on
-the toy model, about 10 minutes on 2 cores); scripts/configs/regimes_paper.toml is the
-paper's grid. Writes regimes.json, limits.json, results.nc, regimes_exponent.png,
-regimes_limit_type.png and limits.png into DIR; a rerun on DIR resumes.
+the toy model); scripts/configs/regimes_paper.toml is the paper's grid. Writes
+regimes.json, limits.json, results.nc, regimes_exponent.png, regimes_limit_type.png and
+limits.png into DIR; a rerun on DIR resumes.
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ import pytest
 
 import meanfield as mf
 from meanfield.errors import ConfigError
+from meanfield.io import trajectory_dataset
 from meanfield.limit import solve_limit
-from meanfield.store import trajectory_dataset
 
 
 def _linear_data(J=12, seed=3):

@@ -61,7 +61,7 @@ def test_rate_writes_contract(rate_dir):
     assert e["estimator"].startswith("exact")
     assert np.all(np.isfinite(e["mean"]))
     assert np.all(np.asarray(e["floor"]) > 0)
-    from meanfield.sweep import EXACT_REPLICAS
+    from meanfield.studies.rate import EXACT_REPLICAS
 
     assert np.isfinite(res["w2_exact"].values).sum() == 3 * min(EXACT_REPLICAS, 4)
     # timings live in the manifest, never in the results

@@ -10,7 +10,7 @@ import pytest
 
 from meanfield.cli import main
 from meanfield.config import parse_config
-from meanfield.regimes import cells, widths
+from meanfield.studies.regimes import cells, widths
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = """
@@ -123,7 +123,7 @@ def test_regimes_spread_is_across_seed_variance(regimes_dir):
     """Independent check of `spread`: rerun the fixed-W_0 runs of one task and compute the
     across-seed variance with NumPy."""
     import meanfield as mf
-    from meanfield.store import load_results
+    from meanfield.io import load_results
 
     res = load_results(regimes_dir)
     cfg = mf.load_config(regimes_dir / "config.toml")

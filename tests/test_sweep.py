@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from meanfield import simulate, sweep
+from meanfield import io, runner, simulate
 from meanfield.cli import main
 from meanfield.config import parse_config
 from meanfield.errors import ConfigError
-from meanfield.store import load_results
+from meanfield.io import load_results
 
 SWEEP = """
 [data]
@@ -59,7 +59,7 @@ def _cfg(tmp_path, T=0.05, name="s.toml"):
 
 def test_expand_product_ids_and_dims():
     cfg = parse_config({"sweep": {"run.N": [10, 20], "schedule.beta": [0.5, 0.75, 1.0]}})
-    tasks = sweep.expand(cfg)
+    tasks = runner.expand(cfg)
     assert len(tasks) == 6
     assert [t.values for t in tasks[:2]] == [{"run.N": 10, "schedule.beta": 0.5},
                                              {"run.N": 10, "schedule.beta": 0.75}]
@@ -67,10 +67,22 @@ def test_expand_product_ids_and_dims():
     assert tasks[4].config.schedule.beta == 0.75
     assert tasks[4].config.sweep is None
     assert len({t.id for t in tasks}) == 6
-    assert [t.id for t in sweep.expand(cfg)] == [t.id for t in tasks]  # stable
-    assert sweep.dim_names(["run.N", "schedule.beta"]) == {"run.N": "N", "schedule.beta": "beta"}
-    assert sweep.dim_names(["run.seed", "data.seed"]) == {"run.seed": "run_seed",
+    assert [t.id for t in runner.expand(cfg)] == [t.id for t in tasks]  # stable
+    assert io.dim_names(["run.N", "schedule.beta"]) == {"run.N": "N", "schedule.beta": "beta"}
+    assert io.dim_names(["run.seed", "data.seed"]) == {"run.seed": "run_seed",
                                                           "data.seed": "data_seed"}
+
+
+def test_task_id_hashes_version_and_resolved_toml():
+    # the id format finished output dirs are resumed by: never change it silently
+    import hashlib
+
+    from meanfield import __version__
+    from meanfield.config import to_toml
+
+    cfg = parse_config({"run": {"N": 7}, "schedule": {"beta": 0.5}})
+    text = f"meanfield {__version__}\n{to_toml(cfg)}"
+    assert runner.task_id(cfg) == hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @pytest.mark.parametrize(("table", "needle"), [
@@ -81,7 +93,7 @@ def test_expand_product_ids_and_dims():
 ])
 def test_bad_sweep_axes(table, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-        sweep.expand(parse_config({"sweep": table}))
+        runner.expand(parse_config({"sweep": table}))
 
 
 def test_results_layout_and_values_match_single_runs(tmp_path):
@@ -93,7 +105,7 @@ def test_results_layout_and_values_match_single_runs(tmp_path):
     assert res["W"].shape == (3, 2, 2, 3, 100, 2)
     assert list(res["N"].values) == [20, 50, 100]
     # the N = 20 slice is a NaN-padded copy of a direct simulation of that task's config
-    task = sweep.expand(parse_config(_toml(cfg_path)))[0]
+    task = runner.expand(parse_config(_toml(cfg_path)))[0]
     assert task.values == {"run.N": 20, "schedule.beta": 0.5}
     traj = simulate(task.config)
     W = res["W"].sel(N=20, beta=0.5).values
@@ -193,7 +205,7 @@ def test_ctrl_c_keeps_finished_tasks_exit_130(tmp_path):
     assert "interrupted" in err
     kept = list((out / "tasks").glob("*.nc"))
     assert 1 <= len(kept) < 6
-    assert all(sweep.load_task(f) is not None for f in kept)
+    assert all(runner.load_task(f) is not None for f in kept)
     import json
 
     statuses = [t["status"] for t in json.loads((out / "manifest.json").read_text())["tasks"]]

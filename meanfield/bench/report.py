@@ -212,7 +212,7 @@ def _finite(obj):
 
 def write_report(out: Path, result: dict, *, threads: int, cpus: list[int]) -> None:
     """Write bench.json, bench.md and manifest.json of ``result`` into the directory out."""
-    from ..store import manifest, write_json
+    from ..io import manifest, write_json
 
     write_json(_finite(result), out / "bench.json")
     (out / "bench.md").write_text(report_markdown(result))

@@ -17,9 +17,9 @@ sde and ode. The transcendental σ is counted as one FLOP, so GFLOP/s understate
 arithmetic done. Byte model: the particles are read twice (mean field, then gradients) and
 written once, 3 N D·itemsize per step per replica; the atoms stay in cache.
 
-The engine is reached through its public API (``meanfield.parse_config``, ``make_data``,
-``simulate``); the only engine internals the bench uses, ``batch_draws`` and
-``replica_streams`` for the comparator check, are imported in :func:`engine_steps` alone.
+The engine is reached through ``parse_config``, ``make_data`` and ``simulate``; for the
+comparator check, :func:`engine_steps` also replays the engine's own batch draws
+(``batch_draws``) and initial particles (``replica_streams``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import parse_config
+from ..data import make_data
+from ..engine import batch_draws, simulate
+from ..init import replica_streams
 from .comparators import COMPARATORS
 
 GAMMA = 1e-3  # γ at β = 1: the per-neuron step of every workload
@@ -119,8 +123,6 @@ def make_plan(name: str) -> Plan:
 def workload_config(workload: str, N: int, steps: int, *, mode: str = "sgd",
                     dtype: str = "float64", seeds: int = 1, snapshots: int = 2):
     """Return the resolved config of ``steps`` steps of ``workload`` at ``N`` neurons."""
-    import meanfield as mf
-
     if workload == "toy":
         model = {"layers": "both", "activation": "tanh", "loss": "squared"}
         data = {"kind": "teacher", "n": 64, "input_dim": 1}
@@ -132,7 +134,7 @@ def workload_config(workload: str, N: int, steps: int, *, mode: str = "sgd",
     else:
         msg = f"unknown workload {workload!r}"
         raise ValueError(msg)
-    return mf.parse_config({
+    return parse_config({
         "model": model, "data": data,
         "schedule": {"gamma": GAMMA, "beta": 1.0, "alpha": 0.0, "batch": batch},
         "dynamics": {"mode": mode, "noise": "independent", "T": steps * GAMMA,
@@ -143,9 +145,7 @@ def workload_config(workload: str, N: int, steps: int, *, mode: str = "sgd",
 
 def workload_data(workload: str):
     """Return the data law of ``workload``."""
-    import meanfield as mf
-
-    return mf.make_data(workload_config(workload, 1, 1))
+    return make_data(workload_config(workload, 1, 1))
 
 
 def workload_shape(workload: str, data) -> dict:
@@ -173,22 +173,18 @@ def bytes_per_step(shape: dict, N: int, itemsize: int, seeds: int = 1) -> float:
 # ---------------------------------------------------------------- the engine on a workload
 def engine_prepare(workload, N, mode, dtype, seeds, data):
     """Return ``prepare(n)``: a callable running n engine steps of the workload."""
-    import meanfield as mf
-
     def prepare(n):
         cfg = workload_config(workload, N, n, mode=mode, dtype=dtype, seeds=seeds)
-        return lambda: mf.simulate(cfg, data=data, save_weights=False)
+        return lambda: simulate(cfg, data=data, save_weights=False)
     return prepare
 
 
 def engine_memory(workload, N, mode, dtype, seeds, data) -> int:
     """Peak traced memory (bytes) of one short simulate of the workload."""
-    import meanfield as mf
-
     cfg = workload_config(workload, N, 2, mode=mode, dtype=dtype, seeds=seeds)
     tracemalloc.start()
     try:
-        mf.simulate(cfg, data=data, save_weights=False)
+        simulate(cfg, data=data, save_weights=False)
         return int(tracemalloc.get_traced_memory()[1])
     finally:
         tracemalloc.stop()
@@ -196,12 +192,8 @@ def engine_memory(workload, N, mode, dtype, seeds, data) -> int:
 
 def engine_steps(workload, N, K, data):
     """Return the engine's sgd particles (N, D) at steps 0 and K, and its K batches."""
-    import meanfield as mf
-    from meanfield.engine import batch_draws
-    from meanfield.init import replica_streams
-
     cfg = workload_config(workload, N, K)
-    traj = mf.simulate(cfg, data=data, save_weights=True)
+    traj = simulate(cfg, data=data, save_weights=True)
     _, keys = replica_streams(cfg)
     idx = np.stack([batch_draws(int(keys[0]), n, cfg.schedule.batch, data.p)
                     for n in range(K)])

@@ -1,7 +1,8 @@
-"""Results on disk: xarray datasets written as netCDF, and the run manifest.
+"""Results on disk: xarray datasets written as netCDF, the run manifest, the DIR rule.
 
 Results files hold results only (no timings, hosts or dates), so equal runs give equal
-arrays; everything about *how* a run went goes to ``manifest.json``.
+arrays; everything about *how* a run went goes to ``manifest.json``.  This module imports
+no engine code: trajectories and limits are read through their attributes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,10 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .engine import Trajectory
+from .errors import ConfigError
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr
+
+    from .engine import Trajectory
+    from .limit import Limit
 
 _PACKAGES = ("meanfield", "numpy", "numba", "llvmlite", "pot", "scipy", "xarray", "matplotlib")
 
@@ -89,16 +94,24 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def _numba_threads() -> int | None:
+    """Numba's thread count if the engine is loaded (read, never imported from here)."""
+    numba = sys.modules.get("numba")
+    return None if numba is None else numba.get_num_threads()
+
+
 def manifest(command: str, **extra) -> dict:
-    """Return the provenance record of a command: versions, git commit, host, date, extras."""
+    """Return the provenance record of a command: versions, git commit, host, date, extras.
+
+    ``threads`` is Numba's thread count unless ``extra`` gives it (a sweep records its
+    workers' count).
+    """
     versions = {}
     for name in _PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    import numba
-
     return {
         "command": command,
         "argv": sys.argv,
@@ -106,16 +119,27 @@ def manifest(command: str, **extra) -> dict:
         "git_commit": _git_commit(),
         "host": platform.node(),
         "platform": platform.platform(),
-        "threads": numba.get_num_threads(),
+        "threads": _numba_threads(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         **extra,
     }
 
 
+def dim_names(keys) -> dict[str, str]:
+    """Return the dimension name of each axis.
+
+    The last part of the key (``run.N`` → ``N``), or the whole key with ``.`` → ``_``
+    where two axes would share a name.
+    """
+    last = [k.split(".")[-1] for k in keys]
+    return {k: (n if last.count(n) == 1 else k.replace(".", "_"))
+            for k, n in zip(keys, last, strict=True)}
+
+
 def gather(tasks, datasets, axes: dict) -> xr.Dataset:
     """Stack the datasets of a sweep's tasks into one Dataset with a dimension per axis.
 
-    Axis ``run.N`` becomes dimension ``N`` (see ``sweep.dim_names``), with the axis values
+    Axis ``run.N`` becomes dimension ``N`` (see :func:`dim_names`), with the axis values
     as its coordinate.  Dimensions whose size differs between tasks (``neuron``, ``time``
     when T or snapshots vary) are padded with NaN.  Each task's actual snapshot times
     become the variable ``t`` (axes..., time), the time dimension an index, and its
@@ -123,14 +147,13 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
 
     Parameters
     ----------
-    tasks : list of sweep.Task
+    tasks : list of runner.Task
+        Anything with an ``index`` (position along each axis).
     datasets : list of xarray.Dataset, one per task (same order)
     axes : dict
-        Axis key → values, as ``sweep.axes`` returns.
+        Axis key → values, as :func:`meanfield.runner.axes` returns.
     """
     import xarray as xr
-
-    from .sweep import dim_names
 
     names = dim_names(list(axes))
     adims = [names[k] for k in axes]
@@ -172,7 +195,7 @@ def load_results(out: str | os.PathLike) -> xr.Dataset:
         return ds.load()
 
 
-def limit_dataset(limit) -> xr.Dataset:
+def limit_dataset(limit: Limit) -> xr.Dataset:
     """Return a Limit as an xarray Dataset (DESIGN.md: limit.nc)."""
     import xarray as xr
 
@@ -186,3 +209,27 @@ def limit_dataset(limit) -> xr.Dataset:
         data["points"] = (("time", "point", "param"), limit.points)
         data["weights"] = (("time", "point"), limit.weights)
     return xr.Dataset(data, coords=coords, attrs={"method": limit.method})
+
+
+def prepare_dir(out: str | os.PathLike, resolved_toml: str, *, fresh: bool = False) -> bool:
+    """Create DIR for a config; return True if DIR already holds this config.
+
+    A DIR holding another config is refused (ConfigError, nothing touched) unless ``fresh``,
+    which deletes DIR's contents first.
+    """
+    out = Path(out)
+    cfg_file = out / "config.toml"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    if cfg_file.exists():
+        if cfg_file.read_text() != resolved_toml:
+            msg = (f"--out {out} holds a different config (config.toml); "
+                   "use another directory or --fresh to start over")
+            raise ConfigError(msg)
+        return True
+    if out.exists() and any(out.iterdir()):
+        msg = f"--out {out} is not empty and holds no meanfield config; use an empty directory"
+        raise ConfigError(msg)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_file.write_text(resolved_toml)
+    return False

@@ -3,7 +3,7 @@
 A cell is one regime. Its widths run from ``regimes.N_min`` up to the widest N whose run
 costs at most ``regimes.budget`` particle-steps per replica (N · n_T, with n_T growing like
 N^{(1−β)/(1−α)}), but over at least ``regimes.decades`` decades. Per cell and width one
-sweep task (:func:`meanfield.sweep.regime_task`) measures the coupling error E_N against
+task (:func:`regime_task`) measures the coupling error E_N against
 the limit and the across-seed spread of W_T from a fixed W_0. Per cell:
 
 - the coupling exponent (log-log slope with bootstrap CI, two-term fit for β < 1), the
@@ -23,17 +23,24 @@ samples of the limit of the same sizes; and the W2 between the β = 1 limit at s
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import Config, RegimesConfig, to_toml, with_values
-from .errors import ConfigError
-from .rates import fit_rate
-from .schedule import gamma_alpha_n, make_schedule
+from ..config import Config, RegimesConfig, to_toml, with_values
+from ..data import make_data
+from ..engine import simulate
+from ..errors import ConfigError
+from ..limit.cache import LimitCache
+from ..rates import fit_rate
+from ..runner import Task, task_id
+from ..schedule import gamma_alpha_n, make_schedule
+from .rate import distance_to_law, limit_law, rate_task
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr
@@ -93,10 +100,8 @@ def cells(config: Config) -> list[dict]:
     return out
 
 
-def tasks(grid: list[dict]):
-    """Return the sweep tasks of a grid: one per (cell, width), index (cell, width)."""
-    from .sweep import Task, task_id
-
+def tasks(grid: list[dict]) -> list[Task]:
+    """Return the runner's tasks of a grid: one per (cell, width), index (cell, width)."""
     out = []
     for ci, cell in enumerate(grid):
         for wi, n in enumerate(cell["N"]):
@@ -104,6 +109,31 @@ def tasks(grid: list[dict]):
             values = {k: cell[k] for k in ("beta", "alpha", "gamma", "batch")} | {"N": n}
             out.append(Task(task_id(cfg), (ci, wi), values, cfg))
     return out
+
+
+def regime_task(config: Config, *, limits: LimitCache | None = None,
+                progress: bool = False) -> xr.Dataset:
+    """Run one (cell, N) point of ``meanfield regimes``.
+
+    The variables of :func:`rate_task` (without the exact W2), plus the limit-type study
+    (THEORY.md §5): ``regimes.spread_seeds`` one-replica runs from one fixed W_0
+    (``init.seed`` = ``run.seed``) that differ only in their noise seeds (``run.seed``);
+    ``spread`` (spread_replica,) is each run's squared deviation from the across-run mean,
+    summed over parameters, averaged over neurons and scaled by S/(S − 1), so its mean is
+    the across-seed variance of W^{k,N}_T.
+    """
+    ds = rate_task(config, limits=limits, progress=progress, exact=False)
+    t0 = time.perf_counter()
+    S = config.regimes.spread_seeds
+    # One replica per run: init.seed fixes W_0 (replica 0's initial stream) in every run,
+    # run.seed alone changes the noise.
+    W = np.stack([simulate(with_values(config, {"init.seed": config.run.seed, "run.seeds": 1,
+                                                "run.seed": config.run.seed + 1 + s}),
+                           progress=progress).W[0, -1] for s in range(S)])   # (S, N, D)
+    dev = ((W - W.mean(axis=0)) ** 2).sum(axis=2).mean(axis=1) * S / (S - 1)
+    ds["spread"] = (("spread_replica",), dev)
+    ds.attrs["seconds_simulation"] += time.perf_counter() - t0
+    return ds
 
 
 def _agreement(fit, alpha: float) -> tuple[bool, str | None]:
@@ -147,7 +177,7 @@ def summarize_cell(cell: dict, ds: xr.Dataset, seed: int = 0) -> dict:
 
 def _sliced(x, y, a=None, b=None):
     """Sliced W2 (200 directions, seed 0); exact 1-D for one coordinate."""
-    from .wasserstein import w2
+    from ..wasserstein import w2
 
     return w2(x, y, a, b, method="1d" if x.shape[1] == 1 else "sliced", seed=0)
 
@@ -156,18 +186,16 @@ def _draw(pts, wts, n, rng):
     return pts[rng.choice(len(pts), n, p=wts)]
 
 
-def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[dict]:
+def compare_laws(config: Config, grid: list[dict], results: xr.Dataset,
+                 limits: LimitCache) -> list[dict]:
     """Compare finite-N laws at the widest N of β < 1 cells with each other and the limit.
 
     For every (α, γ, M) with β < 1 cells: sliced W2 between each pair of cells' W_T
     (replica 0, widest N) and between each and the β < 1 limit λ_T, each beside the floor
     (the same distance between independent draws of λ_T of the same sizes, or between N
     draws and λ_T, ``FLOOR_REPS`` repetitions); ``within`` means the distance is at most
-    floor + 3 σ.
+    floor + 3 σ. Limits come from ``limits``.
     """
-    from .data import make_data
-    from .sweep import cached_limit, distance_to_law, limit_law
-
     data = make_data(config)
     out = []
     rng = np.random.default_rng(np.random.SeedSequence([config.limit.seed, 7]))
@@ -176,7 +204,7 @@ def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[
         if c["beta"] < 1.0:
             groups.setdefault((c["alpha"], c["gamma"], c["batch"]), []).append(ci)
     for (alpha, gamma, batch), members in groups.items():
-        lim = cached_limit(grid[members[0]]["config"], data)
+        lim = limits.get(grid[members[0]]["config"], data)
         pts, wts = limit_law(lim)
         to_limit = distance_to_law(pts, wts, 0)
         law = {}
@@ -204,23 +232,22 @@ def compare_laws(config: Config, grid: list[dict], results: xr.Dataset) -> list[
     return out
 
 
-def noisy_limits(config: Config) -> tuple[list[dict], dict]:
+def noisy_limits(config: Config, limits: LimitCache) -> tuple[list[dict], dict]:
     """β = 1 limits at the γ_α/M of ``regimes.ratios`` against the β < 1 limit.
 
     For each α of the grid and each ratio r: the MV SDE limit with M = 1 and
     γ = r^{1−α} (so γ_α/M = r), and the W2 (sliced, weighted) between its λ_T and the
-    β < 1 limit's. Returns the list of distances and the laws (for :func:`plot_limits`).
+    β < 1 limit's (taken from ``limits``). Returns the list of distances and the laws (for
+    :func:`meanfield.plotting.plot_limits`).
     """
-    from .data import make_data
-    from .limit import solve_limit
-    from .sweep import cached_limit, limit_law
+    from ..limit import solve_limit
 
     data = make_data(config)
     base = replace(config, regimes=RegimesConfig(), sweep=None)
     out, laws = [], {}
     for alpha in config.regimes.alpha:
         det = with_values(base, {"schedule.beta": 0.0, "schedule.alpha": alpha})
-        ref = limit_law(cached_limit(det, data))
+        ref = limit_law(limits.get(det, data))
         laws[(alpha, 0.0)] = ref
         for r in sorted(config.regimes.ratios, reverse=True):
             cfg = with_values(base, {"schedule.beta": 1.0, "schedule.alpha": alpha,
@@ -238,23 +265,32 @@ def noisy_limits(config: Config) -> tuple[list[dict], dict]:
     return out, laws
 
 
-def run_regimes(config: Config, out: str | Path, *, executor: str = "serial",
-                workers: int | None = None, scheduler: str | None = None) -> dict:
-    """Run (or resume) a regime study into ``out``; write regimes.json, results.nc, figures.
+def run_regimes(config: Config, out: str | os.PathLike, *, fresh: bool = False,
+                executor: str = "serial", workers: int | None = None,
+                scheduler: str | None = None, progress: bool | None = None) -> dict:
+    """Run (or resume) a regime study into ``out``, as ``meanfield regimes`` does.
+
+    Writes ``config.toml``, ``manifest.json``, ``tasks/``, results.nc, regimes.json,
+    limits.json and the figures regimes_exponent.png, regimes_limit_type.png, limits.png.
+    A DIR holding another config is refused unless ``fresh``; executor, workers, scheduler
+    and progress as in :func:`meanfield.runner.run_tasks`.
 
     Returns a dict with ``cells`` (the regimes.json list), ``laws`` (cross-regime law
     comparisons), ``noisy_limits`` and ``seconds``.
     """
-    from .plots import plot_limits, plot_regimes
-    from .store import gather, write_json, write_netcdf
-    from .sweep import run_tasks
+    from ..io import gather, prepare_dir, write_json, write_netcdf
+    from ..plotting import plot_limits, plot_regime_exponents, plot_regime_limit_types, save
+    from ..runner import run_tasks
 
     out = Path(out)
+    prepare_dir(out, to_toml(config), fresh=fresh)
     start = time.perf_counter()
     grid = cells(config)
     todo = tasks(grid)
-    done = run_tasks(todo, out, kind="regime", executor=executor, workers=workers,
-                     scheduler=scheduler)
+    limits = LimitCache()
+    done = run_tasks(todo, out, partial(regime_task, limits=limits), command="regime",
+                     executor=executor, workers=workers, scheduler=scheduler,
+                     progress=progress)
     P = max(len(c["N"]) for c in grid)
     res = gather(todo, done, {"cell": tuple(range(len(grid))), "width": tuple(range(P))})
     nmat = np.zeros((len(grid), P), dtype=np.int64)
@@ -267,10 +303,29 @@ def run_regimes(config: Config, out: str | Path, *, executor: str = "serial",
     summary = [summarize_cell(c, res.isel(cell=ci, width=slice(0, len(c["N"]))),
                               config.run.seed) for ci, c in enumerate(grid)]
     write_json(summary, out / "regimes.json")
-    laws = compare_laws(config, grid, res)
-    noisy, limit_laws = noisy_limits(config)
+    laws = compare_laws(config, grid, res, limits)
+    noisy, limit_laws = noisy_limits(config, limits)
     write_json({"laws": laws, "noisy_limits": noisy}, out / "limits.json")
-    plot_regimes(summary, out / "regimes_exponent.png", out / "regimes_limit_type.png")
-    plot_limits(limit_laws, noisy, out / "limits.png")
+    save(plot_regime_exponents(summary), out / "regimes_exponent.png")
+    save(plot_regime_limit_types(summary), out / "regimes_limit_type.png")
+    save(plot_limits(limit_laws, noisy), out / "limits.png")
     return {"cells": summary, "laws": laws, "noisy_limits": noisy,
             "seconds": time.perf_counter() - start, "config": to_toml(config)}
+
+
+def describe_regimes(res: dict, out: str | os.PathLike) -> str:
+    """Return the table ``meanfield regimes`` prints: one line per cell, then the limits."""
+    lines = [f"{out}: {len(res['cells'])} cells in {res['seconds']:.1f} s",
+             "   β     α      γ     M   N range        exponent [95% CI]        theory  agrees"
+             "  limit type"]
+    for c in res["cells"]:
+        lo, hi = c["exponent_ci"]
+        lines.append(
+            f"  {c['beta']:4.2f}  {c['alpha']:4.2f}  {c['gamma']:5.3g}  {c['batch']:4d}  "
+            f"{c['N'][0]:>5}–{c['N'][-1]:<7} {c['exponent']:7.3f} [{lo:6.3f}, {hi:6.3f}]  "
+            f"{c['theory']:7.3f}  {'yes' if c['agrees'] else 'NO':>5}   {c['limit_type']}"
+            f"{'' if c['limit_type_agrees'] else ' (theory: ' + c['limit_type_theory'] + ')'}")
+    for d in res["noisy_limits"]:
+        lines.append(f"  β = 1 limit, α = {d['alpha']:g}, γ_α/M = {d['gamma_alpha_over_M']:g}: "
+                     f"W2 to the β < 1 limit {d['w2_to_beta_lt_1_limit']:.4f}")
+    return "\n".join(lines)

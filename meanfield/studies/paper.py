@@ -6,8 +6,8 @@ f_N = (1/N) Σ_k a^k σ(⟨b^k, x⟩), cross-entropy, PyTorch's default initiali
 minibatch SGD with one batch of M atoms shared by all neurons at the learning rate
 γN^β(n + 1/γ_{α,N})^{−α}, i.e. the engine's schedule (THEORY.md §2).
 
-Three studies, each a plain function returning JSON-ready dicts (:func:`reproduce` runs
-them all and writes the figures):
+Two studies, each a plain function returning JSON-ready dicts (:func:`reproduce` runs
+them all and writes the figures, drawn by :mod:`meanfield.plotting`):
 
 1. :func:`width_study`: marginals of the neurons at T (the output weight a_0 to class 0
    and layer-1 weights b_r) for several N, against the KDE of the widest run; the 1-D W2
@@ -36,23 +36,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import gaussian_kde  # noqa: E402
-
-from .config import Config, parse_config, to_dict  # noqa: E402
-from .data import DataLaw, make_data  # noqa: E402
-from .engine import simulate  # noqa: E402
-from .rates import fit_rate  # noqa: E402
-from .store import manifest, write_json  # noqa: E402
-from .wasserstein import floor, w2_1d  # noqa: E402
+from ..config import Config, parse_config, to_dict
+from ..data import DataLaw, make_data
+from ..engine import simulate
+from ..io import manifest, write_json
+from ..rates import fit_rate
+from ..wasserstein import floor, w2_1d
 
 __all__ = [
-    "PaperSettings", "base_config", "constant_inputs", "fixed_init_study", "plot_accuracy",
-    "plot_fixed_init", "plot_histograms", "plot_w2", "reproduce", "width_study",
+    "PaperSettings", "base_config", "constant_inputs", "fixed_init_study", "reproduce",
+    "width_study",
 ]
 
 REF_INIT_SEEDS = (1000, 1001)  # init seeds of the two widest runs (reference, floor)
@@ -318,171 +313,6 @@ def fixed_init_study(s: PaperSettings, data: DataLaw, *, timings: dict | None = 
     return {"point_seed": s.seed, "T": s.fixed_T, "identity": ident, "across_runs": across}
 
 
-# ---------------------------------------------------------------- figures
-def _save(fig, path: str | os.PathLike) -> None:
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_histograms(study: dict, path: str | os.PathLike, *, sizes: Sequence[int],
-                    constant: Sequence[int]) -> None:
-    """Histograms of the marginals at T across neurons, one column per N, with the KDE."""
-    smp = study["_samples"]
-    sizes = [n for n in study["N"] if n in set(sizes)] or study["N"]
-    names = list(study["params"])
-    fig, axes = plt.subplots(len(names), len(sizes), figsize=(3.2 * len(sizes), 2.6 * len(names)),
-                             squeeze=False, layout="constrained")
-    for i, name in enumerate(names):
-        ref = smp["ref"][:, i]
-        lo, hi = np.quantile(ref, [0.002, 0.998])
-        if hi - lo < 1e-12:
-            lo, hi = lo - 0.5, hi + 0.5
-        pad = 0.08 * (hi - lo)
-        lo, hi = lo - pad, hi + pad
-        grid = np.linspace(lo, hi, 400)
-        kde = gaussian_kde(ref)(grid) if np.ptp(ref) > 0 else None
-        for j, N in enumerate(sizes):
-            ax = axes[i, j]
-            x = smp["finals"][N][:, i]
-            bins = np.linspace(lo, hi, int(np.clip(2 * np.sqrt(N), 12, 60)) + 1)
-            ax.hist(np.clip(x, lo, hi), bins=bins, density=True, color="C0", alpha=0.6,
-                    label="N neurons at T")
-            if kde is not None:
-                ax.plot(grid, kde, color="k", lw=1.3,
-                        label=f"limit: KDE of the\nwidest run (N = {study['widest']})")
-            ax.set_xlim(lo, hi)
-            ax.set_xlabel(_param_label(name, constant))
-            if j == 0:
-                ax.set_ylabel("density across neurons")
-            ax.set_title(f"N = {N}", fontsize=10)
-            if i == 0 and j == 0:
-                ax.legend(fontsize=7, loc="upper right")
-        if name == "b_0" and 0 in constant:
-            axes[i, 0].text(0.5, 0.2, "input 0 is constant (pixel 0 ≡ 0):\nb_0 never moves "
-                            "and stays\nat its initial law U(±1/8)", ha="center",
-                            transform=axes[i, 0].transAxes, va="center", fontsize=7,
-                            bbox={"facecolor": "white", "alpha": 0.85, "lw": 0})
-    fig.suptitle(f"Digits, SGD with shared batches, β = {study['beta']:g}, T = "
-                 f"{study['T']:g}: weights across neurons at T against the limit density")
-    _save(fig, path)
-
-
-def _param_label(name: str, constant: Sequence[int]) -> str:
-    if name.startswith("a_"):
-        return f"{name}: layer-2 weight to class {name[2:]}"
-    r = int(name[2:])
-    note = " (constant)" if r in constant else ""
-    return f"{name}: weight from input {r}{note}"
-
-
-def plot_w2(studies: Sequence[dict], path: str | os.PathLike) -> None:
-    """W2 of each marginal at T against the widest run, against N, with fits and floors."""
-    from matplotlib.lines import Line2D
-
-    fig, axes = plt.subplots(1, len(studies), figsize=(5.2 * len(studies) + 2.6, 4.6),
-                             squeeze=False, layout="constrained")
-    for k, (ax, st) in enumerate(zip(axes[0], studies, strict=True)):
-        handles = []
-        for c, (name, blk) in enumerate(st["w2"].items()):
-            ns = np.asarray(blk["fit_N"], float)
-            vals = [np.asarray(v) for v in blk["per_replica"]]
-            mean = np.array([np.sqrt(np.mean(v ** 2)) for v in vals])
-            for n, v in zip(ns, vals, strict=True):
-                ax.plot(np.full(len(v), n), v, ".", color=f"C{c}", alpha=0.4, ms=4)
-            fit = blk["fit"]
-            lab = name + (f": slope {fit['slope']:.2f} [{fit['slope_ci'][0]:.2f}, "
-                          f"{fit['slope_ci'][1]:.2f}]" if fit else "")
-            handles += ax.plot(ns, mean, "o-", color=f"C{c}", label=lab)
-            ax.plot(ns, blk["floor_iid"], ":", color=f"C{c}", lw=1.2)
-            ax.plot([st["widest"]], [blk["floor_two_widest_runs"]], "*", color=f"C{c}", ms=10)
-            ax.plot([st["widest"] / 2], [blk["floor_halves_of_widest"]], "x", color=f"C{c}",
-                    ms=7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("N (neurons)")
-        ax.set_ylabel(f"W2 at T to the widest run (N = {st['widest']})")
-        ax.set_title(f"β = {st['beta']:g}")
-        if k == len(studies) - 1:
-            handles += [
-                Line2D([], [], ls=":", color="gray", label="i.i.d. sampling floor\n"
-                       "(N draws of the widest run)"),
-                Line2D([], [], ls="", marker="*", color="gray", ms=10,
-                       label="two widest runs\n(different initial draws)"),
-                Line2D([], [], ls="", marker="x", color="gray", ms=7,
-                       label="two halves of the widest run"),
-                Line2D([], [], ls="", marker=".", color="gray", label="single replicas"),
-            ]
-            ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-        else:
-            ax.legend(handles=handles, fontsize=7, loc="lower left")
-    fig.suptitle("1-D W2 of the neurons' marginals at T against N (line: RMS over replicas)")
-    _save(fig, path)
-
-
-def plot_accuracy(studies: Sequence[dict], path: str | os.PathLike) -> None:
-    """Test accuracy and risk at T against N; test risk against time for every N."""
-    fig, axes = plt.subplots(2, max(2, len(studies)), figsize=(11, 8), layout="constrained",
-                             squeeze=False)
-    for c, st in enumerate(studies):
-        ns = [r["N"] for r in st["runs"]]
-        for key, ax, lab in (("test_accuracy_T", axes[0, 0], "accuracy"),
-                             ("test_risk_T", axes[0, 1], "risk")):
-            v = [np.mean(r[key]) for r in st["runs"]]
-            e = [np.std(r[key]) for r in st["runs"]]
-            ax.errorbar(ns, v, yerr=e, fmt="o-", color=f"C{c}", capsize=3,
-                        label=f"test {lab}, β = {st['beta']:g}")
-            tr = [np.mean(r[key.replace("test", "train")]) for r in st["runs"]]
-            ax.plot(ns, tr, "s--", color=f"C{c}", alpha=0.6, ms=4,
-                    label=f"train {lab}, β = {st['beta']:g}")
-        ax = axes[1, c]
-        for k, r in enumerate(st["runs"]):
-            ax.plot(r["times"], r["test_risk_path"],
-                    color=plt.cm.viridis(k / max(1, len(st["runs"]) - 1)), label=f"N = {r['N']}")
-        ax.set_yscale("log")
-        ax.set_xlabel(r"time $t = n\,\gamma_{\alpha,N}$")
-        ax.set_ylabel("test risk (cross-entropy)")
-        ax.set_title(f"test risk during training, β = {st['beta']:g}")
-        ax.legend(fontsize=8)
-    for ax, lab in ((axes[0, 0], "accuracy at T"), (axes[0, 1], "risk (cross-entropy) at T")):
-        ax.set_xscale("log")
-        ax.set_xlabel("N (neurons)")
-        ax.set_ylabel(lab)
-        ax.set_title(f"{lab} against N")
-        ax.legend(fontsize=8)
-    for ax in axes[1, len(studies):]:
-        ax.set_axis_off()
-    fig.suptitle("Digits: train and held-out performance (mean ± std over initial draws)")
-    _save(fig, path)
-
-
-def plot_fixed_init(study: dict, path: str | os.PathLike) -> None:
-    """Across-neuron spread against time (sgd vs sde) and across-run spread against N."""
-    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
-    idt = study["identity"]
-    ax0.plot(idt["times"], idt["sgd_spread"], "o-",
-             label=f"SGD, shared batches (max |W^k − W^1| = {idt['sgd_max_abs_diff']:.1e})")
-    ax0.plot(idt["times"], idt["sde_spread"], "s-", label="SDE, independent noise")
-    ax0.set_xlabel("time t")
-    ax0.set_ylabel("spread across neurons (max over params of std)")
-    ax0.set_title(f"one initial point, N = {idt['N']}, β = 1")
-    ax0.legend(fontsize=8)
-    for c, blk in enumerate(study["across_runs"]):
-        ns = np.asarray(blk["N"], float)
-        lab = f"{'SGD' if blk['mode'] == 'sgd' else 'SDE indep.'}, β = {blk['beta']:g}"
-        if blk["slope"] is not None:
-            lab += f": slope {blk['slope']:.2f} (expected {blk['expected_slope']:.3g})"
-        ax1.plot(ns, blk["spread_of_mean"], "o-", color=f"C{c}", label=lab)
-    ax1.set_xscale("log")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("N (neurons)")
-    ax1.set_ylabel("across-run std of the neuron-mean weight at T")
-    ax1.set_title(f"fixed W₀, {study['across_runs'][0]['replicas']} noise replicas, "
-                  f"T = {study['T']:g}")
-    ax1.legend(fontsize=8)
-    fig.suptitle("Fixed initialisation: all neurons start at one point")
-    _save(fig, path)
-
-
 # ---------------------------------------------------------------- the whole reproduction
 def _public(study: dict) -> dict:
     return {k: v for k, v in study.items() if not k.startswith("_")}
@@ -497,6 +327,8 @@ def reproduce(out: str | os.PathLike, s: PaperSettings, *, command: str = "repro
     dict
         The content of ``paper.json``.
     """
+    from ..plotting import plot_accuracy, plot_fixed_init, plot_histograms, plot_w2, save
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
@@ -513,11 +345,13 @@ def reproduce(out: str | os.PathLike, s: PaperSettings, *, command: str = "repro
     figures = {}
     for st in studies:
         name = f"histograms_beta{st['beta']:g}.png"
-        plot_histograms(st, out / name, sizes=s.hist_sizes, constant=const)
+        save(plot_histograms(st, sizes=s.hist_sizes, constant=const), out / name,
+             bbox_inches="tight")
         figures[f"histograms beta={st['beta']:g}"] = name
-    plot_w2(studies, out / "w2_vs_n.png")
-    plot_accuracy(studies, out / "accuracy_vs_n.png")
-    plot_fixed_init(fixed, out / "fixed_init.png")
+    for fig, name in ((plot_w2(studies), "w2_vs_n.png"),
+                      (plot_accuracy(studies), "accuracy_vs_n.png"),
+                      (plot_fixed_init(fixed), "fixed_init.png")):
+        save(fig, out / name, bbox_inches="tight")
     figures.update({"w2": "w2_vs_n.png", "accuracy": "accuracy_vs_n.png",
                     "fixed_init": "fixed_init.png"})
     result = {

@@ -1,0 +1,330 @@
+"""The runner: parameter grids expanded to tasks, run resumably by one of several executors.
+
+A ``[sweep]`` section maps dotted config keys to lists of values
+(``"run.N" = [100, 1000]``); the sweep is their Cartesian product, each point a *task*:
+a fully resolved config with a stable id (hash of its TOML and the package version).
+Replicas come from ``run.seeds`` inside each task.  Every finished task is written
+atomically to ``DIR/tasks/<id>.nc``; a rerun on the same DIR skips finished tasks and
+redoes missing, partial or corrupt ones.  Results are gathered into ``DIR/results.nc``
+(:func:`meanfield.io.gather`).
+
+What a task computes is the caller's: a *task function* ``task(config, *, progress=False)
+-> xarray.Dataset``, a module-level function (or a :func:`functools.partial` of one with
+picklable arguments) so that it reaches process-pool and Dask workers by reference.
+Each study defines its own (:mod:`meanfield.studies`); the runner knows nothing of them.
+The dataset's ``seconds_*`` attributes go to the manifest, never into the task file.
+
+Executors: ``serial``; ``processes`` (a process pool of ``workers``); ``dask`` (a
+``LocalCluster`` of ``workers`` processes, or the cluster at ``scheduler``).  Each worker
+runs with ``cores // workers`` Numba threads; results do not depend on the executor,
+the worker count or the thread count (the engine's arithmetic is fixed, its random
+numbers counter-based), so every executor gives bitwise-identical arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ._version import __version__
+from .config import Config, _split_key, to_toml, with_values
+from .errors import ConfigError
+
+if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
+    import xarray as xr
+
+TaskFunction = Callable[..., "xr.Dataset"]  # task(config, *, progress=False) -> Dataset
+
+EXECUTORS = ("serial", "processes", "dask")
+NOT_AXES = ("run.seeds",)  # replicas live inside a task
+
+
+@dataclass(frozen=True)
+class Task:
+    """One point of a sweep.
+
+    Attributes
+    ----------
+    id : str
+        Stable id: hash of the resolved config's TOML and the package version.
+    index : tuple of int
+        Position along each axis.
+    values : dict
+        Axis key → value at this point.
+    config : Config
+        The resolved config of the task (no [sweep] section).
+    """
+
+    id: str
+    index: tuple[int, ...]
+    values: dict
+    config: Config
+
+
+def axes(config: Config) -> dict[str, tuple]:
+    """Return the sweep axes {dotted key: values} in file order (empty without [sweep])."""
+    if not config.sweep:
+        return {}
+    out = {}
+    for key, values in config.sweep.items():
+        _split_key(key)  # unknown section / key ⇒ ConfigError naming it
+        if key in NOT_AXES:
+            msg = f"sweep.{key} cannot be an axis: replicas come from run.seeds in every task"
+            raise ConfigError(msg)
+        if not isinstance(values, tuple) or not values:
+            msg = f'sweep."{key}" must be a non-empty list of values, got {values!r}'
+            raise ConfigError(msg)
+        if len(set(values)) != len(values):
+            msg = f'sweep."{key}" lists a value twice: {list(values)!r}'
+            raise ConfigError(msg)
+        out[key] = values
+    return out
+
+
+def task_id(config: Config) -> str:
+    """Stable id of a resolved task config."""
+    text = f"meanfield {__version__}\n{to_toml(config)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def expand(config: Config) -> list[Task]:
+    """Expand a config's [sweep] into tasks (a config without [sweep] is one task)."""
+    ax = axes(config)
+    base = replace(config, sweep=None)
+    tasks = []
+    for index in itertools.product(*(range(len(v)) for v in ax.values())):
+        values = {k: ax[k][i] for k, i in zip(ax, index, strict=True)}
+        try:
+            cfg = with_values(base, values)
+        except ConfigError as err:
+            msg = f"sweep point {values}: {err}"
+            raise ConfigError(msg) from None
+        tasks.append(Task(task_id(cfg), tuple(index), values, cfg))
+    return tasks
+
+
+# ---------------------------------------------------------------- running one task
+def _execute(task: TaskFunction, toml_text: str, threads: int, progress: bool = False
+             ) -> tuple[bytes, dict]:
+    """Worker entry point: run ``task`` on a config given as TOML; return (netCDF, timing)."""
+    import tomllib
+
+    import numba
+
+    from .config import parse_config
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    start = time.perf_counter()
+    config = parse_config(tomllib.loads(toml_text))
+    ds = task(config, progress=progress)
+    ds.attrs["task_id"] = task_id(config)
+    timings = {k: ds.attrs.pop(k) for k in list(ds.attrs) if k.startswith("seconds_")}
+    info = {"seconds": time.perf_counter() - start, **timings, "host": platform.node(),
+            "pid": os.getpid(), "threads": numba.get_num_threads(),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds")}
+    return bytes(ds.to_netcdf(engine="scipy")), info
+
+
+# ---------------------------------------------------------------- task files
+def task_path(out: Path, task: Task) -> Path:
+    """Path of a task's result file."""
+    return out / "tasks" / f"{task.id}.nc"
+
+
+def load_task(path: Path) -> xr.Dataset | None:
+    """Open a finished task file fully into memory; None if missing, partial or corrupt."""
+    import xarray as xr
+
+    if not path.exists():
+        return None
+    try:
+        with xr.open_dataset(path, engine="scipy") as ds:
+            loaded = ds.load()
+    except Exception:  # noqa: BLE001 - any failure to read means: redo the task
+        return None
+    return loaded if loaded.attrs.get("task_id") == path.stem else None
+
+
+def _write_task(out: Path, task: Task, blob: bytes) -> None:
+    path = task_path(out, task)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(blob)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+# ---------------------------------------------------------------- executors
+def _run_serial(fn, todo, threads, on_done, progress):
+    for task in todo:
+        on_done(task, *_execute(fn, to_toml(task.config), threads, progress))
+
+
+def _run_processes(fn, todo, workers, threads, on_done):
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    try:
+        futures = {pool.submit(_execute, fn, to_toml(t.config), threads): t for t in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                on_done(futures[fut], *fut.result())
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _run_dask(fn, todo, workers, threads, scheduler, on_done):
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:  # pragma: no cover - dask is in the test and dask extras
+        msg = "--executor dask needs dask.distributed: pip install 'meanfield[dask]'"
+        raise ConfigError(msg) from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        futures = {client.submit(_execute, fn, to_toml(t.config), threads, pure=False): t
+                   for t in todo}
+        for fut in as_completed(futures):
+            on_done(futures[fut], *fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+# ---------------------------------------------------------------- the runner
+def run_sweep(config: Config, out: str | os.PathLike, task: TaskFunction, *,
+              command: str = "sweep", executor: str = "serial", workers: int | None = None,
+              scheduler: str | None = None, progress: bool | None = None) -> xr.Dataset:
+    """Run every unfinished task of ``config``'s sweep into ``out``; gather results.nc.
+
+    Parameters
+    ----------
+    config : Config
+        A config with a [sweep] section (without one it is a one-task sweep).
+    out : path
+        DIR, already prepared (config.toml written or checked by the caller).
+    task : callable
+        The task function, ``task(config, *, progress=False) -> xarray.Dataset``:
+        module-level (or a ``functools.partial`` of one) for the processes and dask
+        executors.
+    command : str
+        Name recorded as the manifest's ``command``.
+    executor : {"serial", "processes", "dask"}
+    workers : int, optional
+        Parallel workers (default: all cores for processes/dask, 1 for serial).
+    scheduler : str, optional
+        Address of an existing Dask scheduler (dask only).
+    progress : bool, optional
+        Show a tqdm bar over tasks (default: when stderr is a terminal).
+
+    Returns
+    -------
+    xarray.Dataset
+        The gathered results (also written to ``out/results.nc``).
+    """
+    from .io import gather, write_netcdf
+
+    tasks = expand(config)
+    done = run_tasks(tasks, out, task, command=command, executor=executor, workers=workers,
+                     scheduler=scheduler, progress=progress)
+    results = gather(tasks, done, axes(config))
+    write_netcdf(results, Path(out) / "results.nc")
+    return results
+
+
+def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
+              command: str = "sweep", executor: str = "serial", workers: int | None = None,
+              scheduler: str | None = None, progress: bool | None = None
+              ) -> list[xr.Dataset]:
+    """Run the unfinished ones of ``tasks`` into ``out/tasks``; return every task's dataset.
+
+    The engine of :func:`run_sweep`, for callers that build their own task list
+    (:func:`meanfield.studies.regimes.run_regimes`). Writes ``out/manifest.json`` (also
+    when interrupted). Parameters as in :func:`run_sweep`.
+    """
+    from .io import manifest, write_json
+
+    if executor not in EXECUTORS:
+        msg = f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        raise ConfigError(msg)
+    if workers is not None and workers < 1:
+        msg = f"--workers must be an integer >= 1, got {workers}"
+        raise ConfigError(msg)
+    out = Path(out)
+    (out / "tasks").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "tasks").glob(".*.tmp"):
+        stale.unlink()
+    status = {}
+    for t in tasks:
+        path = task_path(out, t)
+        if load_task(path) is not None:
+            status[t.id] = {"status": "reused"}
+        else:
+            status[t.id] = {"status": "pending" if not path.exists() else "corrupt, redone"}
+    todo = [t for t in tasks if status[t.id]["status"] != "reused"]
+    cores = _cores()
+    workers = workers or (1 if executor == "serial" else cores)
+    threads = max(1, cores // workers) if executor != "serial" else cores
+    progress = sys.stderr.isatty() if progress is None else progress
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task",
+                   desc="sweep", file=sys.stderr)
+
+    def on_done(t, blob, info):
+        _write_task(out, t, blob)
+        status[t.id] = {"status": "done", **info}
+        if bar is not None:
+            bar.update(1)
+
+    start = time.perf_counter()
+    try:
+        if executor == "serial":
+            _run_serial(task, todo, threads, on_done, progress)
+        elif executor == "processes":
+            _run_processes(task, todo, workers, threads, on_done)
+        else:
+            _run_dask(task, todo, workers, threads, scheduler, on_done)
+    finally:
+        if bar is not None:
+            bar.close()
+        write_json(manifest(command, executor=executor, workers=workers, threads=threads,
+                            seconds=time.perf_counter() - start,
+                            tasks=[{"id": t.id, **{k: _plain(v) for k, v in t.values.items()},
+                                    **status[t.id]} for t in tasks]),
+                   out / "manifest.json")
+    return [load_task(task_path(out, t)) for t in tasks]
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
