@@ -7,3 +7,10 @@ class ConfigError(ValueError):
 
 class NumericalError(RuntimeError):
     """A run produced NaN/inf or blew up (exit code 3); the message says where."""
+
+
+class ConvergenceError(NumericalError):
+    """An OT solver stopped before reaching optimality or its marginal tolerance.
+
+    A :class:`RuntimeError` (through :class:`NumericalError`).
+    """
