@@ -36,8 +36,6 @@ from .init import initial_particles, replica_streams
 from .model import Model, make_model, risk
 from .schedule import Schedule, make_schedule
 
-CHUNKS = None  # parallel work units (one scratch each) of one replica; None: one per thread.
-# The split changes no number: every block does the same arithmetic in any chunk.
 BLOCK_PATH_MIN = 16 * BLOCK  # one replica with N ≥ this runs its blocks in parallel,
 BLOCK_WORK_MIN = 1 << 17  # and so does one whose step does N·A·D ≥ this over ≥ 2 blocks
 STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (64 MiB in f64)
@@ -155,7 +153,8 @@ class Scratch(NamedTuple):
     u_hist: np.ndarray  # (R, steps or 0, J, C) u of every step (record_u)
 
 
-def _scratch(R, N, A, J, C, D, dtype, blocks, hist_steps, limit=None, twin_noise=False):
+def _scratch(R, N, A, J, C, D, dtype, blocks, hist_steps, limit=None, twin_noise=False,
+             chunks=None):
     """Build the :class:`Scratch` of R replicas (blocks: R = 1, work split into chunks).
 
     With a limit, the twins start empty (``simulate`` copies W_0 into them) and the
@@ -163,7 +162,7 @@ def _scratch(R, N, A, J, C, D, dtype, blocks, hist_steps, limit=None, twin_noise
     """
     nblocks = (N + BLOCK - 1) // BLOCK
     store = R * nblocks * A * BLOCK <= STORE_MAX
-    units = min(CHUNKS or threads(), nblocks) if blocks else R
+    units = min(chunks or threads(), nblocks) if blocks else R
     couple = limit is not None
     return Scratch(
         u_part=np.zeros((R, nblocks, A, C), dtype),
@@ -211,7 +210,7 @@ def _accuracy(u, labels, p):
 
 def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
              progress: bool = False, limit=None, schedule: Schedule | None = None,
-             record_u: bool = False) -> Trajectory:
+             record_u: bool = False, chunks: int | None = None) -> Trajectory:
     """Run ``run.seeds`` replicas of the particle system described by ``config``.
 
     Parameters
@@ -232,6 +231,10 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
         step); the noise scale is (schedule.gamma_an · dt / M)^{1/2}.
     record_u : bool
         Keep the mean field of every step (sde and ode only).
+    chunks : int, optional
+        Work units of the block path (one replica's blocks in parallel), each with its own
+        scratch; default one per thread (``threads()``).  No number depends on it: every
+        block does the same arithmetic in any chunk.
 
     Returns
     -------
@@ -272,7 +275,8 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     blocks = R == 1 and (N >= BLOCK_PATH_MIN or (N > BLOCK and N * A * D >= BLOCK_WORK_MIN))
     seg_max = int(np.max(np.diff(sched.snapshot_steps), initial=0))
     scr = _scratch(R, N, A, J, C, D, dtype, blocks, seg_max if record_u else 0, limit,
-                   twin_noise=d.mode == "sde" and s.beta == 1.0)
+                   twin_noise=d.mode == "sde" and s.beta == 1.0,
+                   chunks=chunks)
     if limit is not None:
         scr.Ws[...] = Wt  # the twins start at W_0
     status = np.full(R, -1, np.int64)

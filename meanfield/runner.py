@@ -179,13 +179,36 @@ def _run_serial(fn, todo, threads, on_done, progress):
         on_done(task, *_execute(fn, to_toml(task.config), threads, progress))
 
 
+class _WorkerTask:
+    """The task function, sent once to each worker process (its state lives with the worker).
+
+    A task such as ``partial(rate_task, limits=LimitCache())`` carries a cache; sent with
+    every task, each task would get an empty copy.  The pool's initializer installs one
+    copy per worker instead, and each task calls that copy.
+    """
+
+    fn: TaskFunction | None = None
+
+    @classmethod
+    def install(cls, fn: TaskFunction) -> None:
+        """Pool initializer: keep this worker's copy of the task function."""
+        cls.fn = fn
+
+    @classmethod
+    def execute(cls, toml_text: str, threads: int) -> tuple[bytes, dict]:
+        """Run the installed task function on one config (``_execute``)."""
+        return _execute(cls.fn, toml_text, threads)
+
+
 def _run_processes(fn, todo, workers, threads, on_done):
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_WorkerTask.install, initargs=(fn,))
     try:
-        futures = {pool.submit(_execute, fn, to_toml(t.config), threads): t for t in todo}
+        futures = {pool.submit(_WorkerTask.execute, to_toml(t.config), threads): t
+                   for t in todo}
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -209,7 +232,9 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
     else:
         client = Client(scheduler)
     try:
-        futures = {client.submit(_execute, fn, to_toml(t.config), threads, pure=False): t
+        # one copy of the task function per worker, reused by its tasks (see _WorkerTask)
+        [shared] = client.scatter([fn], broadcast=True, hash=False)
+        futures = {client.submit(_execute, shared, to_toml(t.config), threads, pure=False): t
                    for t in todo}
         for fut in as_completed(futures):
             on_done(futures[fut], *fut.result())

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import engine
 from meanfield._kernels.fastmath import _tanh
 from meanfield._kernels.jit import BLOCK
 
@@ -48,8 +47,7 @@ def test_block_parallel_path_equals_replica_path_bitwise(mode, monkeypatch):
         "run": {"N": 16 * BLOCK + 37},
     })
     fast = mf.simulate(cfg)
-    monkeypatch.setattr(engine, "CHUNKS", 3)  # other chunking, same arithmetic
-    other_chunks = mf.simulate(cfg)
+    other_chunks = mf.simulate(cfg, chunks=3)  # other chunking, same arithmetic
     W = fast.W[0, -1]
     assert fast.schedule.n_total == 2
     assert np.array_equal(W, other_chunks.W[0, -1])

@@ -117,3 +117,21 @@ def test_closed_form_rate_study(tmp_path):
     ci = np.asarray(c["ci"])
     se = (ci[:, 1] - ci[:, 0]) / (2 * 1.96)
     assert np.all(np.abs(np.asarray(c["mean"]) - exact) <= 3 * se)
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_worker_solves_each_limit_once(tmp_path, executor):
+    """One worker, three widths: the limit is solved by the first task and reused after.
+
+    The task function (with its LimitCache) goes to each worker once, not with every task.
+    """
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    out = tmp_path / "out"
+    assert main(["rate", str(cfg), "--out", str(out), "--executor", executor,
+                 "--workers", "1"]) == 0
+    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    secs = sorted(t["seconds_limit"] for t in tasks)
+    assert len({t["pid"] for t in tasks}) == 1
+    assert secs[-1] > 0.0
+    assert secs[1] < 0.05 * secs[-1]  # two cache hits: a key lookup against a PDE solve
