@@ -241,3 +241,21 @@ def test_domain_covers_the_flow(data):
         mt = ms - expm(-Q * t) @ ms
         assert np.all(box[:, 0] < mt - 7 * SCALE)
         assert np.all(mt + 7 * SCALE < box[:, 1])
+
+
+def test_wide_grid_bits_do_not_depend_on_thread_count(data):
+    """Grids of ≥ PARALLEL_MIN cells run their rows on threads() threads in fixed parts."""
+    import numba
+
+    cfg = linear_config(64, dynamics__mode="sde", dynamics__T=0.2)
+    assert pde.PARALLEL_MIN <= 64 * 64
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = solve(cfg, data)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = solve(cfg, data)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one.density, many.density)
+    np.testing.assert_array_equal(one.u, many.u)
