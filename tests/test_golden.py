@@ -2,8 +2,8 @@
 
 Not a correctness test (the engine is checked against the NumPy oracle, closed forms and
 POT elsewhere): these pin the exact bits, so that a refactor can prove it moved none.
-A change that is meant to move bits updates these digests and ``RESULTS_FORMAT`` in the
-same commit, and says why in the message.
+A change that is meant to move bits updates these digests in the same commit and says why
+in the message (cached task results keyed by the old bits must then be invalidated too).
 
 Regenerate (after an intended change): ``python tests/test_golden.py``.
 """
