@@ -27,7 +27,7 @@ import numba as nb
 import numpy as np
 
 from ._kernels.forward import _mean_field_kernel
-from ._kernels.jit import _ATOMS, _BOTH, _ROOT, _SGD, _SHARED, BLOCK, TILE
+from ._kernels.jit import _ATOMS, _BOTH, _ODE, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE
 from ._kernels.rng import _draw_batch, _fill_normals, _subkey
 from ._kernels.step import BLOWUP, _advance_blocks, _advance_replicas
 from .data import DataLaw, make_data
@@ -39,7 +39,7 @@ from .schedule import Schedule, make_schedule
 BLOCK_PATH_MIN = 16 * BLOCK  # one replica with N ≥ this runs its blocks in parallel,
 BLOCK_WORK_MIN = 1 << 17  # and so does one whose step does N·A·D ≥ this over ≥ 2 blocks
 STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (64 MiB in f64)
-_MODES = {"sgd": 0, "sde": 1, "ode": 2}
+_MODES = {"sgd": _SGD, "sde": _SDE, "ode": _ODE}
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,22 @@ import numpy as np
 
 from ._kernels.backward import _drift_noise_kernel, _loss_grad_kernel, _noise_cov_kernel
 from ._kernels.forward import _mean_field_kernel
-from ._kernels.jit import _BOTH, BLOCK
+from ._kernels.jit import (
+    _BOTH,
+    _CROSS_ENTROPY,
+    _FIRST,
+    _LINEAR,
+    _LOGISTIC,
+    _RELU,
+    _SIGMOID,
+    _SQUARED,
+    _TANH,
+    BLOCK,
+)
 
-LAYERS = {"both": 0, "first": 1}
-ACTIVATIONS = {"tanh": 0, "sigmoid": 1, "relu": 2, "linear": 3}
-LOSSES = {"squared": 0, "logistic": 1, "cross_entropy": 2}
+LAYERS = {"both": _BOTH, "first": _FIRST}
+ACTIVATIONS = {"tanh": _TANH, "sigmoid": _SIGMOID, "relu": _RELU, "linear": _LINEAR}
+LOSSES = {"squared": _SQUARED, "logistic": _LOGISTIC, "cross_entropy": _CROSS_ENTROPY}
 
 
 @dataclass(frozen=True)

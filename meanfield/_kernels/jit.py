@@ -13,7 +13,7 @@ from numba.extending import overload
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 # model codes (``meanfield.model.LAYERS``, ``ACTIVATIONS``, ``LOSSES``)
-_BOTH = 0
+_BOTH, _FIRST = 0, 1
 _TANH, _SIGMOID, _RELU, _LINEAR = 0, 1, 2, 3
 _SQUARED, _LOGISTIC, _CROSS_ENTROPY = 0, 1, 2
 # dynamics codes
