@@ -7,10 +7,11 @@ parses arguments, prints that function's summary and maps exceptions to exit cod
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
-from .errors import ConfigError, NumericalError
+from .errors import ConfigError, EnvironmentFailure, NumericalError
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_NUMERIC, EXIT_INTERRUPT = 0, 1, 2, 3, 130
 
@@ -30,14 +31,16 @@ def _cmd_run(args) -> int:
 
     config = _config(args)
     print(describe_run(config, run_simulation(config, args.out, couple=args.couple,
-                                              fresh=args.fresh, **_executor(args))))
+                                              fresh=args.fresh, wait=args.wait,
+                                              **_executor(args))))
     return EXIT_OK
 
 
 def _cmd_limit(args) -> int:
     from .studies.run import describe_limit, run_limit
 
-    print(describe_limit(run_limit(_config(args), args.out, fresh=args.fresh)))
+    print(describe_limit(run_limit(_config(args), args.out, fresh=args.fresh,
+                                   wait=args.wait)))
     return EXIT_OK
 
 
@@ -45,7 +48,8 @@ def _cmd_rate(args) -> int:
     from .studies.rate import describe_rate, run_rate
 
     start = time.perf_counter()
-    summary = run_rate(_config(args), args.out, fresh=args.fresh, **_executor(args))
+    summary = run_rate(_config(args), args.out, fresh=args.fresh, wait=args.wait,
+                       **_executor(args))
     print(describe_rate(summary, args.out, time.perf_counter() - start))
     return EXIT_OK
 
@@ -53,7 +57,8 @@ def _cmd_rate(args) -> int:
 def _cmd_regimes(args) -> int:
     from .studies.regimes import describe_regimes, run_regimes
 
-    res = run_regimes(_config(args), args.out, fresh=args.fresh, **_executor(args))
+    res = run_regimes(_config(args), args.out, fresh=args.fresh, wait=args.wait,
+                      **_executor(args))
     print(describe_regimes(res, args.out))
     return EXIT_OK
 
@@ -79,13 +84,24 @@ def _command(sub, name: str, func, help_text: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output directory DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (value parsed as TOML), repeatable")
-    p.add_argument("--fresh", action="store_true", help="delete DIR's contents and start over")
+    p.add_argument("--fresh", action="store_true",
+                   help="delete what meanfield wrote in DIR and start over (other files stay)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another meanfield command holds DIR, wait for it (default: stop)")
     p.set_defaults(func=func)
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2 (no usage block)."""
+
+    def error(self, message: str):
+        """Print one line naming the problem and exit with code 2."""
+        self.exit(EXIT_INPUT, f"meanfield: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="meanfield", description=__doc__.split("\n")[0])
+    ap = _Parser(prog="meanfield", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     run = _command(sub, "run", _cmd_run, "train N neurons by SGD / particle SDE / ODE")
     run.add_argument("--couple", action="store_true",
@@ -105,20 +121,50 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _say(text: str) -> None:
+    """Print one line on stderr (a message never spans lines)."""
+    print(" ".join(str(text).split()), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; return the exit code (0 ok, 2 input, 3 numerical, 130 Ctrl-C)."""
+    """Run the command line; return the exit code.
+
+    0 ok; 2 invalid input; 3 numerical failure; 130 interrupted; 1 anything else (the
+    environment: a directory that cannot be written, a full disk, memory, a worker or a
+    scheduler).  Every failure prints one line on stderr; set ``MEANFIELD_DEBUG=1`` to
+    see the traceback of an unexpected error.
+    """
+    from .outdir import os_error_hint
+
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as err:
-        print(f"meanfield: error: {err}", file=sys.stderr)
+        _say(f"meanfield: error: {err}")
         return EXIT_INPUT
     except NumericalError as err:
-        print(f"meanfield: numerical failure: {err}", file=sys.stderr)
+        _say(f"meanfield: numerical failure: {err}")
         return EXIT_NUMERIC
     except KeyboardInterrupt:
-        print("meanfield: interrupted", file=sys.stderr)
+        _say("meanfield: interrupted; finished work is kept, rerun the same command to resume")
         return EXIT_INTERRUPT
+    except EnvironmentFailure as err:
+        _say(f"meanfield: error: {err}")
+        return EXIT_ERROR
+    except MemoryError:
+        _say("meanfield: error: out of memory; lower run.N, run.seeds, dynamics.snapshots "
+             "or limit sizes (finished work is kept)")
+        return EXIT_ERROR
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename else ""
+        _say(f"meanfield: error: {err.strerror or err}{where}; {os_error_hint(err)}")
+        return EXIT_ERROR
+    except Exception as err:
+        if os.environ.get("MEANFIELD_DEBUG"):
+            raise
+        _say(f"meanfield: internal error: {type(err).__name__}: {err} (set MEANFIELD_DEBUG=1 "
+             "for the traceback, and please report it)")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -142,7 +142,7 @@ class DataConfig(_Section):
     quadrature: bool = _key(False, _bool, "Gauss–Hermite atoms instead of samples")
     test_fraction: float = _key(0.0, _float(0.0, 1.0, hi_open=True), "held-out fraction")
     path: str | None = _key(None, _optional(_str), "data file (kind = 'file')")
-    seed: int = _key(0, _int(), "seed of the data law")
+    seed: int = _key(0, _int(0), "seed of the data law")
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class InitConfig(_Section):
                                  "scale of the input weights (None: scale)")
     point: tuple[float, ...] | None = _key(None, _optional(_points),
                                            "the atom of a dirac initial law")
-    seed: int | None = _key(None, _optional(_int()), "seed of the initial law (None: run)")
+    seed: int | None = _key(None, _optional(_int(0)), "seed of the initial law (None: run)")
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class RunConfig(_Section):
     section: ClassVar[str] = "run"
     N: int = _key(1000, _int(1), "number of particles (neurons)")
     seeds: int = _key(1, _int(1), "number of independent replicas")
-    seed: int = _key(0, _int(), "master seed")
+    seed: int = _key(0, _int(0), "master seed")
     dtype: str = _key("float64", _choice("float64", "float32"), "particle dtype")
 
 
@@ -208,7 +208,7 @@ class LimitConfig(_Section):
     grid: int = _key(256, _int(8), "PDE cells per axis")
     dt: float | None = _key(None, _optional(_float(0.0, lo_open=True)),
                             "time step of reference / quadrature (None: automatic)")
-    seed: int = _key(0, _int(), "seed of the reference solver")
+    seed: int = _key(0, _int(0), "seed of the reference solver")
 
 
 def _list_of(check: Check, *, distinct: bool = True) -> Check:

@@ -18,6 +18,7 @@ Digits are standardised with the mean and std of all 1797 images, before subsamp
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,6 +227,31 @@ def _read_file(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarr
     y = y.reshape(J, -1)
     keep = p > 0
     return x[keep], y[keep], None if labels is None else labels[keep], p[keep]
+
+
+def data_digest(cfg) -> str | None:
+    """Return the sha256 of the data files ``cfg`` reads (None when it reads none).
+
+    ``data.kind = 'file'``: the bytes of ``data.path`` (None if it cannot be read: reading
+    it later says why).  ``'digits'``: the raw images and labels, from whichever copy
+    :func:`make_data` loads.  Synthetic laws are functions of the config alone.  Cached
+    results are keyed by it, so a changed file is never served from an older run.
+    """
+    d = cfg.data
+    h = hashlib.sha256()
+    if d.kind == "file":
+        try:
+            with open(d.path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except (OSError, TypeError):
+            return None
+        return h.hexdigest()
+    if d.kind == "digits":
+        for a in _load_digits():
+            h.update(np.ascontiguousarray(a).tobytes())
+        return h.hexdigest()
+    return None
 
 
 def make_data(cfg) -> DataLaw:

@@ -190,6 +190,28 @@ def _scratch(R, N, A, J, C, D, dtype, blocks, hist_steps, limit=None, twin_noise
     )
 
 
+def memory_bytes(config, J: int, C: int, D: int, *, coupled: bool = False,
+                 save_weights: bool = True, hist_steps: int = 0,
+                 snapshots: int | None = None) -> int:
+    """Estimate the bytes :func:`simulate` allocates for ``config`` (its big arrays).
+
+    The particles (R·N·D, twice with limit twins), the snapshots kept (R·S·N·D with
+    ``save_weights``, R·S·J·C of u), the per-block partial sums (R·⌈N/BLOCK⌉·A·C), the kept
+    activations (at most ``STORE_MAX``), the float64 draw of W₀ per replica and the
+    recorded mean field (R·hist_steps·J·C).  Callers compare it with the memory the
+    machine has before starting (``meanfield.studies.preflight``).
+    """
+    R, N, M = config.run.seeds, config.run.N, config.schedule.batch
+    S = config.dynamics.snapshots if snapshots is None else snapshots
+    isz = np.dtype(config.run.dtype).itemsize
+    A = M if config.dynamics.mode == "sgd" else J
+    nblocks = -(-N // BLOCK)
+    numbers = (R * N * D * (2 if coupled else 1) + (R * S * N * D if save_weights else 0)
+               + R * S * J * C + R * nblocks * A * C + min(R * nblocks * A * BLOCK, STORE_MAX)
+               + R * hist_steps * J * C + R * (A + J) * 4)
+    return int(numbers * isz + 2 * N * D * 8 + (R * N * 8 if coupled else 0))
+
+
 def _mean_field(Wt, X, model):
     """Mean field u (J, C) of particles Wt (D, N) by the blocked sum; None if not finite."""
     nblocks = (Wt.shape[1] + BLOCK - 1) // BLOCK

@@ -14,3 +14,11 @@ class ConvergenceError(NumericalError):
 
     A :class:`RuntimeError` (through :class:`NumericalError`).
     """
+
+
+class EnvironmentFailure(RuntimeError):
+    """The machine, not the input, stopped the run (exit code 1).
+
+    A directory that cannot be written, a full disk, a memory limit, an unreachable
+    scheduler, a killed worker; the message says what to do.
+    """

@@ -7,10 +7,10 @@ no engine code: trajectories and limits are read through their attributes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,14 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .errors import ConfigError
-
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr
 
     from .engine import Trajectory
     from .limit import Limit
 
+# attributes of a task file that say where it came from, not what it holds
+PROVENANCE = ("task_id", "checksum", "results_format", "meanfield_version", "git_commit")
 _PACKAGES = ("meanfield", "numpy", "numba", "llvmlite", "pot", "scipy", "xarray", "matplotlib")
 
 
@@ -68,12 +68,35 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:
             os.unlink(tmp)
 
 
+def dataset_checksum(ds: xr.Dataset) -> str:
+    """Return the sha256 of a dataset's variables, coordinates and attributes.
+
+    Every variable's name, dtype, shape and bytes, and every attribute but ``checksum``
+    itself, in sorted order.  A task file stores it (``attrs["checksum"]``), and a rerun
+    redoes a task whose file no longer matches it.
+    """
+    h = hashlib.sha256()
+    for name in sorted(map(str, ds.variables)):
+        a = np.ascontiguousarray(ds[name].values)
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes() if a.dtype != object else repr(a.tolist()).encode())
+    for key in sorted(k for k in ds.attrs if k != "checksum"):
+        value = ds.attrs[key]  # as plain Python: netCDF reads 1 back as np.int32(1)
+        plain = value if isinstance(value, str) else np.asarray(value).tolist()
+        h.update(f"{key}={plain!r};".encode())
+    return h.hexdigest()
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _jsonable(v):
@@ -84,7 +107,8 @@ def _jsonable(v):
     return str(v)
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """Return the git commit of the package's checkout (None outside a git checkout)."""
     here = Path(__file__).resolve().parent
     try:
         out = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"],
@@ -116,7 +140,7 @@ def manifest(command: str, **extra) -> dict:
         "command": command,
         "argv": sys.argv,
         "versions": {"python": platform.python_version(), **versions},
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "host": platform.node(),
         "platform": platform.platform(),
         "threads": _numba_threads(),
@@ -141,9 +165,11 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
 
     Axis ``run.N`` becomes dimension ``N`` (see :func:`dim_names`), with the axis values
     as its coordinate.  Dimensions whose size differs between tasks (``neuron``, ``time``
-    when T or snapshots vary) are padded with NaN.  Each task's actual snapshot times
-    become the variable ``t`` (axes..., time), the time dimension an index, and its
-    scalar attributes (dt, n_steps, ...) variables over the axes.
+    when T or snapshots vary) are padded with NaN, and so is a variable that only some
+    tasks have (``accuracy`` in a sweep over ``data.kind``): the result holds the union.
+    Each task's actual snapshot times become the variable ``t`` (axes..., time), the
+    time dimension an index, and its scalar attributes (dt, n_steps, ...) variables over
+    the axes.
 
     Parameters
     ----------
@@ -164,26 +190,37 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
         if "time" in ds.coords:
             fields["t"] = (("time",), ds["time"].values)
         for key, val in ds.attrs.items():
-            if isinstance(val, int | float | np.number) and not isinstance(val, bool):
+            if (isinstance(val, int | float | np.number) and not isinstance(val, bool)
+                    and key not in PROVENANCE):
                 fields[key] = ((), np.asarray(val))
         per_task.append(fields)
+    names_all = list(dict.fromkeys(name for f in per_task for name in f))  # union, in order
     out = {}
-    for name in per_task[0]:
-        dims = per_task[0][name][0]
-        size = [max(f[name][1].shape[i] for f in per_task) for i in range(len(dims))]
-        vals = [f[name][1] for f in per_task]
-        ragged = any(v.shape != tuple(size) for v in vals)
-        dtype = np.result_type(*vals)
+    for name in names_all:
+        have = [f[name] for f in per_task if name in f]
+        dims = have[0][0]
+        if any(d != dims for d, _ in have):
+            msg = (f"sweep tasks disagree on the dimensions of {name!r}: "
+                   f"{sorted({d for d, _ in have})}")
+            raise ValueError(msg)
+        size = [max(v.shape[i] for _, v in have) for i in range(len(dims))]
+        vals = [f[name][1] if name in f else None for f in per_task]
+        ragged = len(have) < len(per_task) or any(v.shape != tuple(size) for _, v in have)
+        dtype = np.result_type(*(v for _, v in have))
         if ragged and not np.issubdtype(dtype, np.floating):
             dtype = np.float64
         arr = np.full(ashape + size, np.nan if np.issubdtype(dtype, np.floating) else 0,
                       dtype=dtype)
         for task, v in zip(tasks, vals, strict=True):
-            arr[task.index + tuple(slice(0, n) for n in v.shape)] = v
+            if v is not None:
+                arr[task.index + tuple(slice(0, n) for n in v.shape)] = v
         out[name] = (tuple(adims) + dims, arr)
     coords = {names[k]: list(v) for k, v in axes.items()}
-    return xr.Dataset(out, coords=coords,
-                      attrs={"axes": ", ".join(axes), "axes_dims": ", ".join(adims)})
+    attrs = {"axes": ", ".join(axes), "axes_dims": ", ".join(adims)}
+    formats = {ds.attrs.get("results_format") for ds in datasets} - {None}
+    if len(formats) == 1:
+        attrs["results_format"] = formats.pop()
+    return xr.Dataset(out, coords=coords, attrs=attrs)
 
 
 def load_results(out: str | os.PathLike) -> xr.Dataset:
@@ -210,26 +247,3 @@ def limit_dataset(limit: Limit) -> xr.Dataset:
         data["weights"] = (("time", "point"), limit.weights)
     return xr.Dataset(data, coords=coords, attrs={"method": limit.method})
 
-
-def prepare_dir(out: str | os.PathLike, resolved_toml: str, *, fresh: bool = False) -> bool:
-    """Create DIR for a config; return True if DIR already holds this config.
-
-    A DIR holding another config is refused (ConfigError, nothing touched) unless ``fresh``,
-    which deletes DIR's contents first.
-    """
-    out = Path(out)
-    cfg_file = out / "config.toml"
-    if fresh and out.exists():
-        shutil.rmtree(out)
-    if cfg_file.exists():
-        if cfg_file.read_text() != resolved_toml:
-            msg = (f"--out {out} holds a different config (config.toml); "
-                   "use another directory or --fresh to start over")
-            raise ConfigError(msg)
-        return True
-    if out.exists() and any(out.iterdir()):
-        msg = f"--out {out} is not empty and holds no meanfield config; use an empty directory"
-        raise ConfigError(msg)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg_file.write_text(resolved_toml)
-    return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -26,8 +27,18 @@ if TYPE_CHECKING:
 
 
 def save(fig: Figure, path: str | os.PathLike, **kwargs) -> None:
-    """Write ``fig`` to ``path`` at 110 dpi (``kwargs`` go to ``Figure.savefig``)."""
-    fig.savefig(path, dpi=110, **kwargs)
+    """Write ``fig`` to ``path`` at 110 dpi, atomically (``kwargs`` go to ``Figure.savefig``).
+
+    The format comes from the suffix; a failed write (a full disk) leaves no partial file.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png", **kwargs)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _cmap(name: str):

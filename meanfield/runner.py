@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import os
 import platform
 import sys
@@ -37,8 +38,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._version import __version__
-from .config import Config, _split_key, to_toml, with_values
+from ._version import RESULTS_FORMAT, __version__
+from .config import Config, _split_key, to_dict, to_toml, with_values
+from .data import data_digest
 from .errors import ConfigError
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
@@ -93,8 +95,17 @@ def axes(config: Config) -> dict[str, tuple]:
 
 
 def task_id(config: Config) -> str:
-    """Stable id of a resolved task config."""
-    text = f"meanfield {__version__}\n{to_toml(config)}"
+    """Stable id of a resolved task config: what determines its bits, hashed.
+
+    The sha256 of canonical JSON holding the parsed config (:func:`~meanfield.config.to_dict`,
+    keys sorted: formatting and key order in the TOML do not matter), the content hash of
+    every data file it reads (:func:`~meanfield.data.data_digest`) and ``RESULTS_FORMAT``
+    (bumped with any engine change that moves bits).  The package version is not in it:
+    a release that moves no bits reuses finished tasks.
+    """
+    spec = {"config": to_dict(config), "data": data_digest(config),
+            "results_format": RESULTS_FORMAT}
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -128,7 +139,6 @@ def _execute(task: TaskFunction, toml_text: str, threads: int, progress: bool = 
     start = time.perf_counter()
     config = parse_config(tomllib.loads(toml_text))
     ds = task(config, progress=progress)
-    ds.attrs["task_id"] = task_id(config)
     timings = {k: ds.attrs.pop(k) for k in list(ds.attrs) if k.startswith("seconds_")}
     info = {"seconds": time.perf_counter() - start, **timings, "host": platform.node(),
             "pid": os.getpid(), "threads": numba.get_num_threads(),
@@ -142,28 +152,82 @@ def task_path(out: Path, task: Task) -> Path:
     return out / "tasks" / f"{task.id}.nc"
 
 
-def load_task(path: Path) -> xr.Dataset | None:
-    """Open a finished task file fully into memory; None if missing, partial or corrupt."""
+def check_task(path: Path, expected: str | None = None) -> tuple[xr.Dataset | None, str]:
+    """Open a task file fully into memory and check it: (dataset or None, status).
+
+    Status ``"ok"``; ``"missing"``; ``"unreadable"`` (partial or not netCDF);
+    ``"checksum mismatch"`` (it parses, but its arrays are not the ones written);
+    ``"from other inputs"`` (its id is not ``expected``, by default the file's stem: the
+    config, a data file or ``RESULTS_FORMAT`` changed since it was written).
+    """
     import xarray as xr
 
+    from .io import dataset_checksum
+
     if not path.exists():
-        return None
+        return None, "missing"
     try:
         with xr.open_dataset(path, engine="scipy") as ds:
             loaded = ds.load()
     except Exception:  # noqa: BLE001 - any failure to read means: redo the task
-        return None
-    return loaded if loaded.attrs.get("task_id") == path.stem else None
+        return None, "unreadable"
+    if loaded.attrs.get("checksum") != dataset_checksum(loaded):
+        return None, "checksum mismatch"
+    if loaded.attrs.get("task_id") != (path.stem if expected is None else expected):
+        return None, "from other inputs"
+    return loaded, "ok"
+
+
+def load_task(path: Path) -> xr.Dataset | None:
+    """Open a finished task file fully into memory; None if missing, partial or corrupt."""
+    return check_task(path)[0]
+
+
+def stamp(ds: xr.Dataset, id_: str) -> xr.Dataset:
+    """Return ``ds`` with its inputs' id, its provenance and the checksum of its contents.
+
+    Call it on a dataset read back from netCDF bytes (the checksum is of what a reader
+    will see); :func:`check_task` verifies both on reuse.
+    """
+    from .io import dataset_checksum, git_commit
+
+    ds = ds.copy()
+    ds.attrs.update(task_id=id_, results_format=RESULTS_FORMAT,
+                    meanfield_version=__version__, git_commit=git_commit() or "unknown")
+    ds.attrs["checksum"] = dataset_checksum(ds)
+    return ds
+
+
+def _stamp(task: Task, blob: bytes) -> xr.Dataset:
+    """Return the worker's dataset (netCDF bytes) read back and stamped (:func:`stamp`)."""
+    import io
+
+    import xarray as xr
+
+    with xr.open_dataset(io.BytesIO(blob), engine="scipy") as ds:
+        ds = ds.load()
+    return stamp(ds, task.id)
+
+
+def write_result(ds: xr.Dataset, path: Path, id_: str) -> None:
+    """Write a single result (trajectory.nc, limit.nc) stamped with its inputs' id."""
+    from .io import write_netcdf
+
+    write_netcdf(_stamp(Task(id_, (), {}, None), bytes(ds.to_netcdf(engine="scipy"))), path)
 
 
 def _write_task(out: Path, task: Task, blob: bytes) -> None:
     path = task_path(out, task)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(blob)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(bytes(_stamp(task, blob).to_netcdf(engine="scipy")))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _cores() -> int:
@@ -309,11 +373,13 @@ def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
         stale.unlink()
     status = {}
     for t in tasks:
-        path = task_path(out, t)
-        if load_task(path) is not None:
-            status[t.id] = {"status": "reused"}
-        else:
-            status[t.id] = {"status": "pending" if not path.exists() else "corrupt, redone"}
+        _, state = check_task(task_path(out, t))
+        status[t.id] = {"status": {"ok": "reused", "missing": "pending"}.get(
+            state, f"{state}, redone")}
+        if state not in ("ok", "missing"):
+            where = ", ".join(f"{k} = {v!r}" for k, v in t.values.items()) or "the run"
+            print(f"meanfield: task {t.id} ({where}): its file is {state}; recomputing it",
+                  file=sys.stderr)
     todo = [t for t in tasks if status[t.id]["status"] != "reused"]
     cores = _cores()
     workers = workers or (1 if executor == "serial" else cores)

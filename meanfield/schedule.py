@@ -6,9 +6,12 @@ n_T = round(T / dt) with dt = dt_factor · γ_{α,N} (dt_factor = 1 for SGD).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import ConfigError
 
 
 def gamma_alpha_n(gamma: float, beta: float, alpha: float, n_neurons: int) -> float:
@@ -68,11 +71,40 @@ class Schedule:
         return self.snapshot_steps * self.dt
 
 
+MAX_STEPS = 10**12  # more steps than any machine runs in days, at any N: an input error
+
+
 def make_schedule(config) -> Schedule:
-    """Resolve the schedule of a run from its config (schedule, dynamics and run sections)."""
+    """Resolve the schedule of a run from its config (schedule, dynamics and run sections).
+
+    Raises
+    ------
+    ConfigError
+        When γ_{α,N} overflows or underflows, when T < dt / 2 (n_T would round to 0 and
+        the one step would overshoot T), or when n_T exceeds ``MAX_STEPS``.
+    """
     s, d = config.schedule, config.dynamics
-    gan = gamma_alpha_n(s.gamma, s.beta, s.alpha, config.run.N)
+    where = (f"schedule.gamma = {s.gamma:g}, beta = {s.beta:g}, alpha = {s.alpha:g} at "
+             f"run.N = {config.run.N}")
+    try:
+        gan = gamma_alpha_n(s.gamma, s.beta, s.alpha, config.run.N)
+    except (OverflowError, ZeroDivisionError):
+        gan = math.inf
     dt = gan if d.mode == "sgd" else d.dt_factor * gan
+    if not (math.isfinite(dt) and dt > 0.0):
+        msg = (f"{where} give a step γ_{{α,N}} = {gan:g} that is not a positive finite "
+               "number; choose schedule.gamma and schedule.alpha so that (γ N^(β−1))^(1/(1−α)) "
+               "is representable")
+        raise ConfigError(msg)
+    if d.T < 0.5 * dt:  # n_T = round(T / dt) would be 0: one step would overshoot T
+        msg = (f"{where} give a step dt = {dt:.4g}, more than twice dynamics.T = {d.T:g}: "
+               "the first step would end far past T; lower schedule.gamma or raise dynamics.T")
+        raise ConfigError(msg)
+    if d.T / dt > MAX_STEPS:
+        msg = (f"{where} and dynamics.T = {d.T:g} need {d.T / dt:.3g} steps of "
+               f"dt = {dt:.3g} (more than {MAX_STEPS:.0e}); raise schedule.gamma or lower "
+               "dynamics.T")
+        raise ConfigError(msg)
     total = n_steps(d.T, dt)
     targets = np.linspace(0.0, d.T, d.snapshots)
     steps = np.minimum(np.rint(targets / dt).astype(np.int64), total)

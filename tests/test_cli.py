@@ -18,6 +18,7 @@ mode = "{mode}"
 T = 0.05
 snapshots = 3
 [schedule]
+gamma = 0.01
 batch = 4
 [run]
 N = 20
@@ -55,9 +56,9 @@ def test_same_config_resumes_other_config_refused(tmp_path, capsys):
     cfg = _write(tmp_path, TINY.format(mode="sgd"))
     out = tmp_path / "out"
     assert main(["run", str(cfg), "--out", str(out)]) == 0
-    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(["run", str(cfg), "--out", str(out)]) == 0
     assert "already complete" in capsys.readouterr().out
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     assert main(["run", str(cfg), "--out", str(out), "--set", "run.N=30"]) == 2
     assert "different config" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

@@ -58,7 +58,7 @@ def _rich_config():
     mapping = {
         "model": {"activation": "relu", "loss": "cross_entropy", "l2": 1e-300},
         "data": {"kind": "file", "path": 'dir/with "quotes"\\ and ünïcode\t.npz', "n": 7,
-                 "classes": 3, "test_fraction": 0.1, "seed": -5},
+                 "classes": 3, "test_fraction": 0.1, "seed": 5},
         "init": {"kind": "dirac", "point": [0.1, -2, 1 / 3], "scale_a": 2, "seed": 2**40},
         "schedule": {"gamma": 0.1 + 0.2, "beta": 0.75, "alpha": 0.5, "batch": 1},
         "dynamics": {"mode": "sgd", "T": 1e16, "snapshots": 2, "dt_factor": 5e-324},
@@ -142,7 +142,7 @@ def _raises(match, mapping=None, overrides=()):
         ("run.N", 0, r"run\.N must be an integer >= 1, got 0"),
         ("run.N", 1.5, r"run\.N must be an integer >= 1, got 1\.5"),
         ("run.N", True, r"run\.N must be an integer >= 1, got True"),
-        ("run.seed", 1.0, r"run\.seed must be an integer, got 1\.0"),
+        ("run.seed", 1.0, r"run\.seed must be an integer >= 0, got 1\.0"),
         ("schedule.beta", "x", r"schedule\.beta must be a finite number in \[0, 1\], got 'x'"),
         ("schedule.beta", True, r"schedule\.beta must be a finite number"),
         ("run.dtype", "float16", r"run\.dtype must be one of 'float64', 'float32'"),

@@ -73,16 +73,34 @@ def test_expand_product_ids_and_dims():
                                                           "data.seed": "data_seed"}
 
 
-def test_task_id_hashes_version_and_resolved_toml():
+def test_task_id_hashes_parsed_config_data_and_results_format(tmp_path, monkeypatch):
     # the id format finished output dirs are resumed by: never change it silently
     import hashlib
+    import json
 
-    from meanfield import __version__
-    from meanfield.config import to_toml
+    from meanfield.config import to_dict
 
     cfg = parse_config({"run": {"N": 7}, "schedule": {"beta": 0.5}})
-    text = f"meanfield {__version__}\n{to_toml(cfg)}"
+    spec = {"config": to_dict(cfg), "data": None, "results_format": runner.RESULTS_FORMAT}
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
     assert runner.task_id(cfg) == hashlib.sha256(text.encode()).hexdigest()[:16]
+    # the package version is not in it; the parsed config is (int and float spellings agree)
+    monkeypatch.setattr(runner, "__version__", "99.0")
+    assert runner.task_id(parse_config({"run": {"N": 7}, "schedule": {"beta": 0.5}})) == \
+        runner.task_id(cfg)
+    assert runner.task_id(parse_config({"schedule": {"gamma": 1}})) == \
+        runner.task_id(parse_config({"schedule": {"gamma": 1.0}}))
+    # RESULTS_FORMAT is
+    monkeypatch.setattr(runner, "RESULTS_FORMAT", runner.RESULTS_FORMAT + 1)
+    assert runner.task_id(cfg) != hashlib.sha256(text.encode()).hexdigest()[:16]
+    monkeypatch.undo()
+    # and so are the bytes of a data file
+    path = tmp_path / "d.npz"
+    np.savez(path, x=np.ones((4, 1)), y=np.zeros(4))
+    fcfg = parse_config({"data": {"kind": "file", "path": str(path)}})
+    before = runner.task_id(fcfg)
+    np.savez(path, x=np.ones((4, 1)), y=np.ones(4))
+    assert runner.task_id(fcfg) != before
 
 
 @pytest.mark.parametrize(("table", "needle"), [

@@ -20,17 +20,10 @@ def solve_limit(config, *, data=None) -> Limit:
     from ..data import make_data
     from ..model import make_model
 
-    check_limit_defined(config)
     data = make_data(config) if data is None else data
     model = make_model(config, data)
-    method = config.limit.method
-    if method == "auto":
-        method = choose_method(config, model.dim)
+    method = resolve_method(config, model)
     if method == "quadrature":
-        if not is_deterministic(config):
-            msg = ("limit.method = 'quadrature' needs a deterministic limit (mode = 'ode' or "
-                   "schedule.beta < 1); use 'pde' or 'reference'")
-            raise ConfigError(msg)
         from .quadrature import solve_quadrature
 
         return solve_quadrature(config, data, model)
@@ -41,3 +34,60 @@ def solve_limit(config, *, data=None) -> Limit:
     from .pde import solve_pde
 
     return solve_pde(config, data, model)
+
+
+def resolve_method(config, model) -> str:
+    """Return the solver ``solve_limit`` will use, or raise why there is none.
+
+    Checks, without solving, every rule that makes a limit undefined or a method
+    inapplicable, so a command can refuse its input before it writes anything.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`solve_limit`.
+    """
+    check_limit_defined(config)
+    method = config.limit.method
+    if method == "auto":
+        method = choose_method(config, model.dim)
+    ini = config.init.kind
+    if method == "quadrature" and not is_deterministic(config):
+        msg = ("limit.method = 'quadrature' needs a deterministic limit (mode = 'ode' or "
+               "schedule.beta < 1); use 'pde' or 'reference'")
+        raise ConfigError(msg)
+    if method == "quadrature" and ini == "torch_default":
+        msg = "init.kind = 'torch_default' depends on N: no N → ∞ limit law; use normal/uniform"
+        raise ConfigError(msg)
+    if method == "pde" and model.dim > 2:
+        msg = (f"limit.method = 'pde' needs a parameter dimension D <= 2, got D = {model.dim}; "
+               "use limit.method = 'reference' or 'quadrature'")
+        raise ConfigError(msg)
+    if method == "pde" and ini not in ("normal", "uniform"):
+        msg = (f"init.kind = {ini!r} is not supported by limit.method = 'pde' "
+               "(its law is not a fixed density); use 'normal' or 'uniform'")
+        raise ConfigError(msg)
+    return method
+
+
+def limit_bytes(config, model, J: int) -> int:
+    """Estimate the bytes the limit of ``config`` needs (its big arrays; see ``solve_limit``)."""
+    from ..engine import memory_bytes
+    from .quadrature import TENSOR_MAX
+    from .reference import reference_schedule
+
+    method = resolve_method(config, model)
+    D, C, S = model.dim, model.outputs, config.dynamics.snapshots
+    if method == "pde":
+        cells = float(config.limit.grid) ** D
+        return int(8 * cells * (S + 12 + 2 * J * C))
+    if method == "reference":
+        from ..config import with_values
+
+        ref = with_values(config, {"run.N": config.limit.N_ref, "run.seeds": 1})
+        steps = reference_schedule(config).n_total
+        return memory_bytes(ref, J, C, D, hist_steps=steps + 1)
+    per_axis = min(64, int(TENSOR_MAX ** (1.0 / D)))
+    sobol = 2 ** min(20, max(1, config.limit.N_ref - 1).bit_length())
+    P = per_axis ** D if per_axis >= 8 else sobol
+    return int(8 * P * (D * (S + 4) + 2 * J * C))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import Config, to_toml
+from ..config import Config
 from ..data import make_data
 from ..engine import simulate
 from ..errors import ConfigError
@@ -196,7 +196,8 @@ def _exact_block(results, ns, s, seed) -> dict | None:
 
 def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
              executor: str = "serial", workers: int | None = None,
-             scheduler: str | None = None, progress: bool | None = None) -> dict:
+             scheduler: str | None = None, progress: bool | None = None,
+             wait: bool = False) -> dict:
     """Run (or resume) a rate study into ``out``, as ``meanfield rate`` does.
 
     Writes ``config.toml``, ``manifest.json``, ``tasks/``, ``results.nc``, ``rate.json``
@@ -207,36 +208,47 @@ def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     config : Config
         With ``[sweep]`` of exactly one axis ``"run.N"`` and ``run.seeds`` ≥ 2.
     out : path
-        DIR; a DIR holding another config is refused unless ``fresh``.
+        DIR (rules of :mod:`meanfield.outdir`); every task's inputs are checked before
+        it is touched.
     fresh : bool
-        Delete DIR's contents and start over.
+        Delete what meanfield wrote in DIR and start over.
     executor, workers, scheduler, progress
         As in :func:`meanfield.runner.run_sweep`.
+    wait : bool
+        Wait for another command holding DIR instead of refusing.
 
     Returns
     -------
     dict
         The content of rate.json.
     """
-    from ..io import prepare_dir, write_json
+    from ..io import write_json
+    from ..outdir import claim
     from ..plotting import plot_rates, save
-    from ..runner import axes, run_sweep
+    from ..runner import axes, expand, run_sweep
+    from .preflight import check_inputs
 
     ax = axes(config)
     if list(ax) != ["run.N"]:
         msg = ('meanfield rate needs [sweep] with exactly one axis "run.N" (a list of widths), '
                f"got {list(ax) or 'none'}; sweep other parameters with meanfield regimes")
         raise ConfigError(msg)
+    if len(ax["run.N"]) < 2:
+        msg = (f'sweep."run.N" must list at least 2 widths for meanfield rate (a slope needs '
+               f"two), got {list(ax['run.N'])}")
+        raise ConfigError(msg)
     if config.run.seeds < 2:
         msg = "run.seeds must be >= 2 for meanfield rate (CIs bootstrap over replicas)"
         raise ConfigError(msg)
     out = Path(out)
-    prepare_dir(out, to_toml(config), fresh=fresh)
-    res = run_sweep(config, out, partial(rate_task, limits=LimitCache()), command="rate",
-                    executor=executor, workers=workers, scheduler=scheduler, progress=progress)
-    summary = rate_summary(res, config)
-    write_json(summary, out / "rate.json")
-    save(plot_rates([("", summary)]), out / "w2_vs_n.png", bbox_inches="tight")
+    check_inputs([t.config for t in expand(config)], limit=True, couple=True)
+    with claim(out, config, command="rate", fresh=fresh, wait=wait):
+        res = run_sweep(config, out, partial(rate_task, limits=LimitCache()), command="rate",
+                        executor=executor, workers=workers, scheduler=scheduler,
+                        progress=progress)
+        summary = rate_summary(res, config)
+        write_json(summary, out / "rate.json")
+        save(plot_rates([("", summary)]), out / "w2_vs_n.png", bbox_inches="tight")
     return summary
 
 

@@ -267,30 +267,41 @@ def noisy_limits(config: Config, limits: LimitCache) -> tuple[list[dict], dict]:
 
 def run_regimes(config: Config, out: str | os.PathLike, *, fresh: bool = False,
                 executor: str = "serial", workers: int | None = None,
-                scheduler: str | None = None, progress: bool | None = None) -> dict:
+                scheduler: str | None = None, progress: bool | None = None,
+                wait: bool = False) -> dict:
     """Run (or resume) a regime study into ``out``, as ``meanfield regimes`` does.
 
     Writes ``config.toml``, ``manifest.json``, ``tasks/``, results.nc, regimes.json,
     limits.json and the figures regimes_exponent.png, regimes_limit_type.png, limits.png.
-    A DIR holding another config is refused unless ``fresh``; executor, workers, scheduler
-    and progress as in :func:`meanfield.runner.run_tasks`.
+    Every cell's inputs are checked before DIR is touched (rules of :mod:`meanfield.outdir`;
+    ``fresh`` deletes what meanfield wrote there, ``wait`` waits for another command
+    holding it); executor, workers, scheduler and progress as in
+    :func:`meanfield.runner.run_tasks`.
 
     Returns a dict with ``cells`` (the regimes.json list), ``laws`` (cross-regime law
     comparisons), ``noisy_limits`` and ``seconds``.
     """
-    from ..io import gather, prepare_dir, write_json, write_netcdf
-    from ..plotting import plot_limits, plot_regime_exponents, plot_regime_limit_types, save
-    from ..runner import run_tasks
+    from ..outdir import claim
+    from .preflight import check_inputs
 
     out = Path(out)
-    prepare_dir(out, to_toml(config), fresh=fresh)
     start = time.perf_counter()
     grid = cells(config)
     todo = tasks(grid)
+    check_inputs([t.config for t in todo], limit=True, couple=True)
+    with claim(out, config, command="regimes", fresh=fresh, wait=wait):
+        return _run_regimes(config, out, grid, todo, start, executor=executor,
+                            workers=workers, scheduler=scheduler, progress=progress)
+
+
+def _run_regimes(config, out, grid, todo, start, **how) -> dict:
+    """Run the regime study's tasks and write its outputs, in a claimed DIR."""
+    from ..io import gather, write_json, write_netcdf
+    from ..plotting import plot_limits, plot_regime_exponents, plot_regime_limit_types, save
+    from ..runner import run_tasks
+
     limits = LimitCache()
-    done = run_tasks(todo, out, partial(regime_task, limits=limits), command="regime",
-                     executor=executor, workers=workers, scheduler=scheduler,
-                     progress=progress)
+    done = run_tasks(todo, out, partial(regime_task, limits=limits), command="regime", **how)
     P = max(len(c["N"]) for c in grid)
     res = gather(todo, done, {"cell": tuple(range(len(grid))), "width": tuple(range(P))})
     nmat = np.zeros((len(grid), P), dtype=np.int64)

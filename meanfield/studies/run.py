@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..config import Config, to_toml
+from ..config import Config
 from ..data import make_data
 from ..engine import simulate
 from ..init import replica_streams
 from ..limit import check_coupling, solve_limit
 from ..model import make_model
+from .preflight import check_inputs
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr
@@ -77,13 +78,16 @@ class RunOutcome:
 
 def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = False,
                    fresh: bool = False, executor: str = "serial", workers: int | None = None,
-                   scheduler: str | None = None, progress: bool | None = None) -> RunOutcome:
+                   scheduler: str | None = None, progress: bool | None = None,
+                   wait: bool = False) -> RunOutcome:
     """Train ``config`` into ``out``, as ``meanfield run`` does.
 
     Without ``[sweep]``: ``trajectory.nc``, ``run.png`` and ``manifest.json`` (replica
     keys, timing); with ``couple`` each neuron also runs its limit twin (``coupling_sq``,
     ...). With ``[sweep]``: one task per point through :func:`meanfield.runner.run_sweep`
-    (``tasks/``, ``results.nc``). A DIR holding another config is refused unless ``fresh``.
+    (``tasks/``, ``results.nc``). Every task's inputs are checked before DIR is touched
+    (:func:`~meanfield.studies.preflight.check_inputs`); DIR follows the rules of
+    :mod:`meanfield.outdir`.
 
     Parameters
     ----------
@@ -93,24 +97,37 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
     couple : bool
         Couple each neuron with its limit twin.
     fresh : bool
-        Delete DIR's contents and start over.
+        Delete what meanfield wrote in DIR and start over.
     executor, workers, scheduler : sweep executor settings (see ``run_sweep``)
     progress : bool, optional
         Progress bars (default: when stderr is a terminal).
+    wait : bool
+        Wait for another command holding DIR instead of refusing.
     """
-    from ..io import manifest, prepare_dir, trajectory_dataset, write_json, write_netcdf
-    from ..plotting import plot_run, save
-    from ..runner import run_sweep
+    from ..outdir import claim
+    from ..runner import expand, run_sweep
 
     out = Path(out)
-    resumed = prepare_dir(out, to_toml(config), fresh=fresh)
-    if config.sweep:
-        start = time.perf_counter()
-        res = run_sweep(config, out, couple_task if couple else run_task,
-                        command="couple" if couple else "run", executor=executor,
-                        workers=workers, scheduler=scheduler, progress=progress)
-        return RunOutcome(out, time.perf_counter() - start, results=res)
-    if resumed and (out / "trajectory.nc").exists():
+    tasks = expand(config)
+    check_inputs([t.config for t in tasks], couple=couple, limit=couple)
+    with claim(out, config, command="run", fresh=fresh, wait=wait):
+        if config.sweep:
+            start = time.perf_counter()
+            res = run_sweep(config, out, couple_task if couple else run_task,
+                            command="couple" if couple else "run", executor=executor,
+                            workers=workers, scheduler=scheduler, progress=progress)
+            return RunOutcome(out, time.perf_counter() - start, results=res)
+        return _single_run(config, out, tasks[0].id, couple, progress)
+
+
+def _single_run(config: Config, out: Path, inputs: str, couple: bool,
+                progress: bool | None) -> RunOutcome:
+    """Run ``meanfield run`` without [sweep] in a claimed DIR."""
+    from ..io import manifest, trajectory_dataset, write_json
+    from ..plotting import plot_run, save
+    from ..runner import write_result
+
+    if _finished(out / "trajectory.nc", inputs):
         return RunOutcome(out, complete_before=True)
     progress = sys.stderr.isatty() if progress is None else progress
     data = make_data(config)
@@ -122,7 +139,7 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
     start = time.perf_counter()
     traj = simulate(config, data=data, progress=progress, limit=limit)
     seconds = time.perf_counter() - start
-    write_netcdf(trajectory_dataset(traj), out / "trajectory.nc")
+    write_result(trajectory_dataset(traj), out / "trajectory.nc", inputs)
     s = config.schedule
     title = (f"{config.dynamics.mode}, N = {config.run.N}, β = {s.beta}, α = {s.alpha}, "
              f"γ = {s.gamma}, M = {s.batch}")
@@ -136,26 +153,41 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
     return RunOutcome(out, seconds, trajectory=traj, limit=limit)
 
 
-def run_limit(config: Config, out: str | os.PathLike, *, fresh: bool = False) -> RunOutcome:
+def _finished(path: Path, inputs: str) -> bool:
+    """Tell whether ``path`` holds the intact result of these inputs (else say why not)."""
+    from ..runner import check_task
+
+    _, state = check_task(path, inputs)
+    if state not in ("ok", "missing"):
+        print(f"meanfield: {path} is {state}; recomputing it", file=sys.stderr)
+    return state == "ok"
+
+
+def run_limit(config: Config, out: str | os.PathLike, *, fresh: bool = False,
+              wait: bool = False) -> RunOutcome:
     """Solve ``config``'s limit into ``out`` (``limit.nc``, ``limit.png``), as ``meanfield limit``.
 
-    A DIR holding another config is refused unless ``fresh``.
+    Inputs are checked before DIR is touched; DIR follows :mod:`meanfield.outdir`.
     """
-    from ..io import limit_dataset, manifest, prepare_dir, write_json, write_netcdf
+    from ..io import limit_dataset, manifest, write_json
+    from ..outdir import claim
     from ..plotting import plot_limit, save
+    from ..runner import task_id, write_result
 
     out = Path(out)
-    resumed = prepare_dir(out, to_toml(config), fresh=fresh)
-    if resumed and (out / "limit.nc").exists():
-        return RunOutcome(out, complete_before=True)
-    data = make_data(config)
-    start = time.perf_counter()
-    limit = solve_limit(config, data=data)
-    seconds = time.perf_counter() - start
-    write_netcdf(limit_dataset(limit), out / "limit.nc")
-    save(plot_limit(limit, make_model(config, data)), out / "limit.png")
-    write_json(manifest("limit", seconds=seconds, method=limit.method, data=data.name),
-               out / "manifest.json")
+    check_inputs([config], limit=True, particles=False)
+    inputs = task_id(config)
+    with claim(out, config, command="limit", fresh=fresh, wait=wait):
+        if _finished(out / "limit.nc", inputs):
+            return RunOutcome(out, complete_before=True)
+        data = make_data(config)
+        start = time.perf_counter()
+        limit = solve_limit(config, data=data)
+        seconds = time.perf_counter() - start
+        write_result(limit_dataset(limit), out / "limit.nc", inputs)
+        save(plot_limit(limit, make_model(config, data)), out / "limit.png")
+        write_json(manifest("limit", seconds=seconds, method=limit.method, data=data.name),
+                   out / "manifest.json")
     return RunOutcome(out, seconds, limit=limit)
 
 

@@ -1,0 +1,156 @@
+"""What a command checks before it writes anything: every task's inputs, and their size.
+
+:func:`check_inputs` builds each task's data law and model, resolves its schedule, applies
+the combination rules of the limit and the coupling, and estimates the memory of the run
+(and of its limit) against the memory this process may use.  Any failure is a
+:class:`~meanfield.errors.ConfigError` naming the key, so a command refuses bad input
+with exit code 2 before DIR is created or touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..config import Config, to_dict
+from ..data import make_data
+from ..engine import memory_bytes
+from ..errors import ConfigError
+from ..limit import check_coupling
+from ..limit.solve import limit_bytes, resolve_method
+from ..model import make_model
+from ..schedule import make_schedule
+
+_GiB = float(1 << 30)
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _meminfo(field: str) -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _vm_size() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def available_memory() -> int | None:
+    """Return the bytes this process may still allocate (None if unknown).
+
+    The least of: the machine's available memory (``MemAvailable``), the room left under
+    the cgroup's limit (v2 ``memory.max``, v1 ``memory.limit_in_bytes``) and under the
+    address-space limit (``ulimit -v``).
+    """
+    room = [_meminfo("MemAvailable")]
+    limit = _read_int("/sys/fs/cgroup/memory.max")
+    if limit is not None:
+        room.append(limit - (_read_int("/sys/fs/cgroup/memory.current") or 0))
+    limit = _read_int("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+    if limit is not None and limit < 1 << 60:
+        room.append(limit - (_read_int("/sys/fs/cgroup/memory/memory.usage_in_bytes") or 0))
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        room.append(soft - _vm_size())
+    room = [r for r in room if r is not None]
+    return max(0, min(room)) if room else None
+
+
+def _atoms_bound(config: Config) -> int:
+    """Upper bound of the numbers the data law holds, known before building it."""
+    d = config.data
+    if d.kind == "file":
+        try:
+            return os.path.getsize(d.path) // 8 + 1
+        except (OSError, TypeError):
+            return 0  # make_data says what is wrong with the file
+    if d.kind == "digits":
+        return 1797 * 75
+    n = 64 if d.n is None else d.n
+    return n * (d.input_dim + d.classes + 2)
+
+
+def _refuse(config: Config, need: float, room: float, what: str) -> None:
+    r = config.run
+    msg = (f"this run needs about {need / _GiB:.3g} GiB ({what}; run.N = {r.N}, "
+           f"run.seeds = {r.seeds}, dynamics.snapshots = {config.dynamics.snapshots}) but "
+           f"only {room / _GiB:.3g} GiB are available; lower the sizes named")
+    raise ConfigError(msg)
+
+
+def check_inputs(configs: Iterable[Config], *, limit: bool = False, couple: bool = False,
+                 particles: bool = True, save_weights: bool = True,
+                 memory: int | None = None) -> None:
+    """Check every task config of a command without running it.
+
+    Parameters
+    ----------
+    configs : iterable of Config
+        The resolved configs of the command's tasks (no [sweep]).
+    limit : bool
+        The command solves each task's limit (``limit``, ``rate``, ``regimes``).
+    couple : bool
+        The command couples the particles with the limit (``run --couple``, ``rate``).
+    particles : bool
+        The command runs the particle system (all but ``limit``).
+    save_weights : bool
+        The run keeps the particles at every snapshot.
+    memory : int, optional
+        Bytes available (default :func:`available_memory`).
+
+    Raises
+    ------
+    ConfigError
+        A bad data file, an unusable encoding, a schedule that overflows or overshoots T,
+        an undefined limit or coupling, a dirac point of the wrong length, or a run or
+        limit larger than the memory available.
+    """
+    room = available_memory() if memory is None else memory
+    laws: dict[str, tuple] = {}
+    for config in configs:
+        if room is not None and 8 * _atoms_bound(config) > room:
+            _refuse(config, 8 * _atoms_bound(config), room, f"data.n = {config.data.n} atoms")
+        key = json.dumps([to_dict(config)["data"], to_dict(config)["model"]], sort_keys=True,
+                         default=str)
+        if key not in laws:
+            data = make_data(config)
+            laws[key] = (data, make_model(config, data))
+        data, model = laws[key]
+        point = config.init.point
+        if point is not None and len(point) != model.dim:
+            msg = (f"init.point must be a list of D = {model.dim} numbers for this model, "
+                   f"got {len(point)}")
+            raise ConfigError(msg)
+        J, C, D = data.x.shape[0], model.outputs, model.dim
+        need = (memory_bytes(config, J, C, D, coupled=couple, save_weights=save_weights)
+                if particles else 0)
+        if room is not None and need > room:  # before the schedule: its grid has S points
+            _refuse(config, need, room, "particles and snapshots")
+        make_schedule(config)
+        if couple:
+            check_coupling(config)
+        if limit or couple:
+            method = resolve_method(config, model)
+            need += limit_bytes(config, model, J)
+            if room is not None and need > room:
+                _refuse(config, need, room, f"particles, snapshots and the limit by {method}")
