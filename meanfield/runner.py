@@ -394,7 +394,8 @@ def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
 
     def on_done(t, blob, info):
         _write_task(out, t, blob)
-        status[t.id] = {"status": "done", **info}
+        before = status[t.id]["status"]  # "pending", or why a file was redone
+        status[t.id] = {"status": "done" if before == "pending" else before, **info}
         if bar is not None:
             bar.update(1)
 
