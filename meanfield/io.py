@@ -71,13 +71,18 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:
 def dataset_checksum(ds: xr.Dataset) -> str:
     """Return the sha256 of a dataset's variables, coordinates and attributes.
 
-    Every variable's name, dtype, shape and bytes, and every attribute but ``checksum``
-    itself, in sorted order.  A task file stores it (``attrs["checksum"]``), and a rerun
-    redoes a task whose file no longer matches it.
+    Every variable's name, dtype, shape and bytes (integers as int64, floats
+    little-endian: the same in memory and read back from netCDF), and every attribute but
+    ``checksum`` itself as plain Python values, in sorted order.  A task file stores it
+    (``attrs["checksum"]``), and a rerun redoes a task whose file no longer matches it.
     """
     h = hashlib.sha256()
     for name in sorted(map(str, ds.variables)):
         a = np.ascontiguousarray(ds[name].values)
+        if np.issubdtype(a.dtype, np.integer):  # netCDF3 keeps int64 as int32
+            a = a.astype("<i8")
+        elif a.dtype.kind == "f":  # in memory little-endian, on disk big-endian
+            a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
         h.update(a.tobytes() if a.dtype != object else repr(a.tolist()).encode())
     for key in sorted(k for k in ds.attrs if k != "checksum"):

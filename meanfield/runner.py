@@ -186,8 +186,7 @@ def load_task(path: Path) -> xr.Dataset | None:
 def stamp(ds: xr.Dataset, id_: str) -> xr.Dataset:
     """Return ``ds`` with its inputs' id, its provenance and the checksum of its contents.
 
-    Call it on a dataset read back from netCDF bytes (the checksum is of what a reader
-    will see); :func:`check_task` verifies both on reuse.
+    :func:`check_task` verifies both on reuse.
     """
     from .io import dataset_checksum, git_commit
 
@@ -213,7 +212,7 @@ def write_result(ds: xr.Dataset, path: Path, id_: str) -> None:
     """Write a single result (trajectory.nc, limit.nc) stamped with its inputs' id."""
     from .io import write_netcdf
 
-    write_netcdf(_stamp(Task(id_, (), {}, None), bytes(ds.to_netcdf(engine="scipy"))), path)
+    write_netcdf(stamp(ds, id_), path)
 
 
 def _write_task(out: Path, task: Task, blob: bytes) -> None:

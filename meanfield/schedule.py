@@ -96,7 +96,7 @@ def make_schedule(config) -> Schedule:
                "number; choose schedule.gamma and schedule.alpha so that (γ N^(β−1))^(1/(1−α)) "
                "is representable")
         raise ConfigError(msg)
-    if d.T < 0.5 * dt:  # n_T = round(T / dt) would be 0: one step would overshoot T
+    if dt > 2.0 * d.T:  # n_T = round(T / dt) would be 0: one step would overshoot T
         msg = (f"{where} give a step dt = {dt:.4g}, more than twice dynamics.T = {d.T:g}: "
                "the first step would end far past T; lower schedule.gamma or raise dynamics.T")
         raise ConfigError(msg)

@@ -15,6 +15,8 @@ import resource
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+
 from ..config import Config, to_dict
 from ..data import make_data
 from ..engine import memory_bytes
@@ -144,6 +146,9 @@ def check_inputs(configs: Iterable[Config], *, limit: bool = False, couple: bool
         J, C, D = data.x.shape[0], model.outputs, model.dim
         need = (memory_bytes(config, J, C, D, coupled=couple, save_weights=save_weights)
                 if particles else 0)
+        if particles and save_weights:  # netCDF writes a big-endian copy of the snapshots
+            r = config.run
+            need += r.seeds * config.dynamics.snapshots * r.N * D * np.dtype(r.dtype).itemsize
         if room is not None and need > room:  # before the schedule: its grid has S points
             _refuse(config, need, room, "particles and snapshots")
         make_schedule(config)
