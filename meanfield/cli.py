@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 from .errors import ConfigError, EnvironmentFailure, NumericalError
 
@@ -137,6 +138,20 @@ def main(argv: list[str] | None = None) -> int:
     from .outdir import os_error_hint
 
     args = _parser().parse_args(argv)
+    import numpy as np
+
+    # a warning is one line too; NumPy's floating-point warnings on the way to a numerical
+    # failure are not raised (the failure itself is reported, naming where)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.showwarning = _warning_line
+        return _dispatch(args, os_error_hint)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    _say(f"meanfield: warning: {message}")
+
+
+def _dispatch(args, os_error_hint) -> int:
     try:
         return args.func(args)
     except ConfigError as err:

@@ -64,10 +64,11 @@ def _choice(*allowed: str) -> Check:
                  lambda v: isinstance(v, str) and v in allowed)
 
 
-def _int(lo: int | None = None) -> Check:
-    return _pred("be an integer" + ("" if lo is None else f" >= {lo}"),
+def _int(lo: int | None = None, hi: int | None = None) -> Check:
+    where = ("" if lo is None else f" >= {lo}") if hi is None else f" in [{lo}, {hi}]"
+    return _pred("be an integer" + where,
                  lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                 and (lo is None or v >= lo), int)
+                 and (lo is None or v >= lo) and (hi is None or v <= hi), int)
 
 
 def _float(lo: float, hi: float | None = None, *, lo_open: bool = False,
@@ -243,7 +244,7 @@ class RegimesConfig(_Section):
                                   "batch sizes M, paired with gamma")
     N_min: int = _key(30, _int(2), "smallest N of every cell")
     decades: float = _key(1.5, _float(1.5), "least span of N, in decades")
-    points: int = _key(4, _int(3), "widths per cell (log-spaced)")
+    points: int = _key(4, _int(3, 1000), "widths per cell (log-spaced)")
     budget: float = _key(2e6, _float(1.0), "particle-steps N·n_T per replica at the widest N")
     spread_seeds: int = _key(8, _int(3), "noise seeds of the fixed-W_0 limit-type study")
     ratios: tuple[float, ...] = _key((1.0, 0.3, 0.1, 0.03), _list_of(_float(0.0, lo_open=True)),
@@ -353,6 +354,8 @@ class Config:
              f"got {len(self.regimes.gamma)} and {len(self.regimes.batch)}"),
             (i.kind != "dirac" and i.point is not None,
              f"init.point is only allowed with init.kind = 'dirac', got {i.kind!r}"),
+            (d.kind != "file" and d.path is not None,
+             f"data.path is only read with data.kind = 'file', got {d.kind!r}"),
         ]
         for broken, msg in rules:
             if broken:
@@ -392,6 +395,9 @@ def _parse_override(item: str) -> tuple[str, str, Any]:
                 msg = f"malformed TOML value ({err})"
                 raise ConfigError(msg) from err
             value = text
+        except (RecursionError, ValueError) as err:  # nesting too deep, huge integer
+            msg = f"malformed TOML value ({type(err).__name__}: {err})"
+            raise ConfigError(msg) from None
     except ConfigError as err:
         msg = f"bad override {item!r}: {err}"
         raise ConfigError(msg) from err
@@ -463,6 +469,9 @@ def load_config(path: str | PathLike[str], overrides: Iterable[str] = ()) -> Con
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         msg = f"malformed TOML in {path}: {err}"
         raise ConfigError(msg) from err
+    except (RecursionError, ValueError) as err:  # nesting too deep, a 5000-digit integer
+        msg = f"malformed TOML in {path}: {type(err).__name__}: {err}"
+        raise ConfigError(msg) from None
     return parse_config(mapping, overrides)
 
 

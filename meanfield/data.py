@@ -195,8 +195,8 @@ def _read_file(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarr
         if dtype.kind not in "biuf":
             _bad_file(path, f"array {key!r} must be numeric, got dtype {dtype}")
     x, y = arrays["x"].astype(np.float64), arrays["y"].astype(np.float64)
-    p = arrays.get("p", np.ones(len(x))).astype(np.float64)
     J = x.shape[0] if x.ndim else 0
+    p = arrays.get("p", np.ones(J)).astype(np.float64)
     if x.ndim != 2 or min(x.shape) < 1:
         _bad_file(path, f"'x' must have shape (J, p) with J, p >= 1, got {x.shape}")
     if y.ndim not in (1, 2) or y.shape[0] != J or y.size == 0:
@@ -240,6 +240,8 @@ def data_digest(cfg) -> str | None:
     d = cfg.data
     h = hashlib.sha256()
     if d.kind == "file":
+        if d.path is None or not Path(d.path).is_file():  # not a FIFO or a device
+            return None
         try:
             with open(d.path, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):

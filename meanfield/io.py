@@ -154,14 +154,15 @@ def manifest(command: str, **extra) -> dict:
     }
 
 
-def dim_names(keys) -> dict[str, str]:
+def dim_names(keys, taken=()) -> dict[str, str]:
     """Return the dimension name of each axis.
 
     The last part of the key (``run.N`` → ``N``), or the whole key with ``.`` → ``_``
-    where two axes would share a name.
+    where two axes would share a name or the name is ``taken`` (a variable of the
+    results: the axis ``limit.dt`` becomes ``limit_dt`` beside the variable ``dt``).
     """
     last = [k.split(".")[-1] for k in keys]
-    return {k: (n if last.count(n) == 1 else k.replace(".", "_"))
+    return {k: (n if last.count(n) == 1 and n not in taken else k.replace(".", "_"))
             for k, n in zip(keys, last, strict=True)}
 
 
@@ -186,9 +187,6 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
     """
     import xarray as xr
 
-    names = dim_names(list(axes))
-    adims = [names[k] for k in axes]
-    ashape = [len(v) for v in axes.values()]
     per_task = []
     for ds in datasets:
         fields = {k: (v.dims, v.values) for k, v in ds.data_vars.items()}
@@ -200,6 +198,10 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
                 fields[key] = ((), np.asarray(val))
         per_task.append(fields)
     names_all = list(dict.fromkeys(name for f in per_task for name in f))  # union, in order
+    taken = set(names_all) | {d for f in per_task for dims, _ in f.values() for d in dims}
+    names = dim_names(list(axes), taken)
+    adims = [names[k] for k in axes]
+    ashape = [len(v) for v in axes.values()]
     out = {}
     for name in names_all:
         have = [f[name] for f in per_task if name in f]

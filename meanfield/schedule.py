@@ -85,7 +85,8 @@ def make_schedule(config) -> Schedule:
     """
     s, d = config.schedule, config.dynamics
     where = (f"schedule.gamma = {s.gamma:g}, beta = {s.beta:g}, alpha = {s.alpha:g} at "
-             f"run.N = {config.run.N}")
+             f"run.N = {config.run.N}"
+             + ("" if d.mode == "sgd" else f" with dynamics.dt_factor = {d.dt_factor:g}"))
     try:
         gan = gamma_alpha_n(s.gamma, s.beta, s.alpha, config.run.N)
     except (OverflowError, ZeroDivisionError):

@@ -204,7 +204,7 @@ def test_direct_construction_is_validated():
 
 def test_overrides_are_parsed_as_toml():
     cfg = parse_config({"schedule": {"beta": 0.5}}, [
-        "schedule.beta=0.75", "run.N=100", "data.kind=digits", 'model.activation="relu"',
+        "schedule.beta=0.75", "run.N=100", "data.kind=file", 'model.activation="relu"',
         " init.point = [0.1, 0.2] ", "init.kind=dirac", "data.quadrature=false",
         "data.path=some/dir/file.npz",
     ])
@@ -212,7 +212,7 @@ def test_overrides_are_parsed_as_toml():
     assert isinstance(cfg.schedule.beta, float)
     assert cfg.run.N == 100
     assert type(cfg.run.N) is int
-    assert cfg.data.kind == "digits"
+    assert cfg.data.kind == "file"
     assert cfg.model.activation == "relu"
     assert cfg.init.point == (0.1, 0.2)
     assert cfg.data.path == "some/dir/file.npz"

@@ -63,6 +63,7 @@ CLIP_FAIL = 1e-3
 NORMAL_WIDTH = 7.0
 PAD_FRACTION = 0.15
 DIFFUSION_LENGTHS = 8.0
+MAX_STEPS = 10**7  # a step this small means the drift is too stiff for the grid: stop
 PARTS = 2  # the rows of a wide grid are summed in this many parts (fixed: it sets the bits)
 PARALLEL_MIN = 4096  # rows below which one call does it all
 
@@ -165,6 +166,11 @@ def domain(config, data, model, law, *, nodes_per_axis: int | None = None) -> np
             raise NumericalError(msg)
         speed = np.max(np.abs(v) / width)
         dt = min(T - t, T / 200.0, 0.02 / speed if speed > 0 else np.inf)
+        if dt * MAX_STEPS < T - t:
+            msg = (f"PDE domain presimulation: the drift at t = {t:.6g} moves nodes at "
+                   f"{speed:.3g} box widths per unit time, more than {MAX_STEPS:.0e} steps to "
+                   f"T = {T:g}; the drift is too stiff (lower model.l2, init or data scales)")
+            raise NumericalError(msg)
         if diffusion:
             sig = noise_covariance(W, u, data, model)
             dmax = np.max(np.diagonal(sig, axis1=1, axis2=2), axis=0)
@@ -173,6 +179,10 @@ def domain(config, data, model, law, *, nodes_per_axis: int | None = None) -> np
         W = W + 0.5 * dt * (v + vel(W1, t + dt)[0])
         t = T if T - t - dt <= 1e-12 * T else t + dt
         lo, hi = np.minimum(lo, W.min(axis=0)), np.maximum(hi, W.max(axis=0))
+    if t < T:
+        msg = (f"PDE domain presimulation reached only t = {t:.6g} of T = {T:g} in 20000 "
+               "steps; the drift is too stiff (lower model.l2, init or data scales)")
+        raise NumericalError(msg)
     pad = PAD_FRACTION * (hi - lo) + DIFFUSION_LENGTHS * np.sqrt(var)
     return np.stack([lo - pad, hi + pad], axis=1)
 
@@ -334,6 +344,11 @@ def _evolve(config, data, model, box, law, lam0, pool):
             t_u.append(t)
             us.append(u)
             dt = min(CFL / rate if rate > 0 else np.inf, T / 200.0)
+            if dt * MAX_STEPS < T:
+                msg = (f"PDE step at t = {t:.6g} would be dt = {dt:.3g} (stability rate "
+                       f"{rate:.3g}): more than {MAX_STEPS:.0e} steps to T = {T:g}; the "
+                       "drift is too stiff (lower model.l2, init or data scales, or the grid)")
+                raise NumericalError(msg)
             last = target - t <= dt * (1.0 + 1e-9)
             dt = target - t if last else dt
             l1 = _clip(lam + dt * k1, cell, tally)

@@ -12,7 +12,8 @@ import numpy as np
 
 from ..config import with_values
 from ..engine import simulate
-from ..schedule import Schedule, gamma_alpha_n, n_steps
+from ..errors import ConfigError
+from ..schedule import MAX_STEPS, Schedule, gamma_alpha_n, n_steps
 from .core import Limit
 
 
@@ -25,6 +26,11 @@ def reference_schedule(config) -> Schedule:
         dt = config.limit.dt
     else:
         dt = d.dt_factor * g_alpha if noisy else min(0.01, d.T / 200)
+    if not d.T / dt <= MAX_STEPS:
+        msg = (f"the reference limit's step dt = {dt:.3g} (limit.dt, or dynamics.dt_factor "
+               f"times γ_α) needs {d.T / dt:.3g} steps to dynamics.T = {d.T:g}, more than "
+               f"{MAX_STEPS:.0e}; raise it")
+        raise ConfigError(msg)
     total = n_steps(d.T, dt)
     dt = d.T / total  # land exactly on T
     steps = np.rint(np.linspace(0.0, total, d.snapshots)).astype(np.int64)

@@ -47,11 +47,17 @@ def resolve_method(config, model) -> str:
     ConfigError
         As :func:`solve_limit`.
     """
+    from ..schedule import MAX_STEPS
+
     check_limit_defined(config)
     method = config.limit.method
     if method == "auto":
         method = choose_method(config, model.dim)
-    ini = config.init.kind
+    ini, T, ldt = config.init.kind, config.dynamics.T, config.limit.dt
+    if method != "pde" and ldt is not None and T / ldt > MAX_STEPS:
+        msg = (f"limit.dt = {ldt:g} needs {T / ldt:.3g} steps to dynamics.T = {T:g} (more "
+               f"than {MAX_STEPS:.0e}); raise limit.dt or leave it out (automatic)")
+        raise ConfigError(msg)
     if method == "quadrature" and not is_deterministic(config):
         msg = ("limit.method = 'quadrature' needs a deterministic limit (mode = 'ode' or "
                "schedule.beta < 1); use 'pde' or 'reference'")
@@ -59,6 +65,10 @@ def resolve_method(config, model) -> str:
     if method == "quadrature" and ini == "torch_default":
         msg = "init.kind = 'torch_default' depends on N: no N → ∞ limit law; use normal/uniform"
         raise ConfigError(msg)
+    if method == "reference":
+        from .reference import reference_schedule
+
+        reference_schedule(config)  # its step count (ConfigError if it cannot end)
     if method == "pde" and model.dim > 2:
         msg = (f"limit.method = 'pde' needs a parameter dimension D <= 2, got D = {model.dim}; "
                "use limit.method = 'reference' or 'quadrature'")

@@ -89,7 +89,19 @@ def _atoms_bound(config: Config) -> int:
     if d.kind == "digits":
         return 1797 * 75
     n = 64 if d.n is None else d.n
-    return n * (d.input_dim + d.classes + 2)
+    if d.kind == "teacher":  # x (n, p), the teacher (m, p) and its features (n, m)
+        return n * (d.input_dim + 3) + d.teacher_width * (d.input_dim + n + 1)
+    # mixture: x (n, p), the means (K, p) and the one-hot targets (n, K) from eye(K)
+    return n * (d.input_dim + d.classes + 2) + d.classes * (d.input_dim + d.classes)
+
+
+def _refuse_data(config: Config, need: float, room: float) -> None:
+    d = config.data
+    msg = (f"the data law needs about {need / _GiB:.3g} GiB (data.kind = {d.kind!r}, "
+           f"data.n = {d.n}, data.input_dim = {d.input_dim}, data.classes = {d.classes}, "
+           f"data.teacher_width = {d.teacher_width}) but only {room / _GiB:.3g} GiB are "
+           "available; lower the sizes named")
+    raise ConfigError(msg)
 
 
 def _refuse(config: Config, need: float, room: float, what: str) -> None:
@@ -131,7 +143,7 @@ def check_inputs(configs: Iterable[Config], *, limit: bool = False, couple: bool
     laws: dict[str, tuple] = {}
     for config in configs:
         if room is not None and 8 * _atoms_bound(config) > room:
-            _refuse(config, 8 * _atoms_bound(config), room, f"data.n = {config.data.n} atoms")
+            _refuse_data(config, 8 * _atoms_bound(config), room)
         key = json.dumps([to_dict(config)["data"], to_dict(config)["model"]], sort_keys=True,
                          default=str)
         if key not in laws:
