@@ -70,10 +70,22 @@ def _cmd_bench(args) -> int:
     return run_from_args(args)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"must be an integer >= 1, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _executor_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("serial", "processes", "dask"), default="serial",
                    help="how sweep tasks run (default serial)")
-    p.add_argument("--workers", type=int, default=None, help="parallel workers")
+    p.add_argument("--workers", type=_positive, default=None, metavar="K",
+                   help="parallel workers (an integer >= 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="address of an existing Dask scheduler (with --executor dask)")
 

@@ -243,10 +243,11 @@ class RegimesConfig(_Section):
     batch: tuple[int, ...] = _key((1,), _list_of(_int(1), distinct=False),
                                   "batch sizes M, paired with gamma")
     N_min: int = _key(30, _int(2), "smallest N of every cell")
-    decades: float = _key(1.5, _float(1.5), "least span of N, in decades")
+    decades: float = _key(1.5, _float(1.5, 6.0), "least span of N, in decades")
     points: int = _key(4, _int(3, 1000), "widths per cell (log-spaced)")
     budget: float = _key(2e6, _float(1.0), "particle-steps N·n_T per replica at the widest N")
-    spread_seeds: int = _key(8, _int(3), "noise seeds of the fixed-W_0 limit-type study")
+    spread_seeds: int = _key(8, _int(3, 10_000),
+                             "noise seeds of the fixed-W_0 limit-type study")
     ratios: tuple[float, ...] = _key((1.0, 0.3, 0.1, 0.03), _list_of(_float(0.0, lo_open=True)),
                                      "γ_α/M values of the β = 1 limits compared with β < 1")
 

@@ -308,6 +308,21 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
 
 
 # ---------------------------------------------------------------- the runner
+def check_executor(executor: str = "serial", workers: int | None = None,
+                   scheduler: str | None = None) -> None:
+    """Raise ConfigError unless the executor settings make sense (before DIR is touched)."""
+    if executor not in EXECUTORS:
+        msg = f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}"
+        raise ConfigError(msg)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        msg = f"--workers must be an integer >= 1, got {workers!r}"
+        raise ConfigError(msg)
+    if scheduler is not None and executor != "dask":
+        msg = f"--scheduler {scheduler} needs --executor dask, got --executor {executor}"
+        raise ConfigError(msg)
+
+
 def run_sweep(config: Config, out: str | os.PathLike, task: TaskFunction, *,
               command: str = "sweep", executor: str = "serial", workers: int | None = None,
               scheduler: str | None = None, progress: bool | None = None) -> xr.Dataset:
@@ -360,12 +375,7 @@ def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
     """
     from .io import manifest, write_json
 
-    if executor not in EXECUTORS:
-        msg = f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}"
-        raise ConfigError(msg)
-    if workers is not None and workers < 1:
-        msg = f"--workers must be an integer >= 1, got {workers}"
-        raise ConfigError(msg)
+    check_executor(executor, workers, scheduler)
     out = Path(out)
     (out / "tasks").mkdir(parents=True, exist_ok=True)
     for stale in (out / "tasks").glob(".*.tmp"):

@@ -51,8 +51,12 @@ def _tree(path: Path) -> dict | None:
 
 
 def _cli(capsys, args):
+    """Run the command line; return (exit code, stdout, stderr), usage errors included."""
     capsys.readouterr()
-    code = main([str(a) for a in args])
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as stop:  # argparse
+        code = stop.code
     cap = capsys.readouterr()
     return code, cap.out, cap.err
 
@@ -98,6 +102,20 @@ CASES = [
     ("run", ["init.kind=dirac", "init.point=[1.0, 2.0, 3.0]"], "init.point", 2),
     # rate needs two widths
     ("rate", ['[sweep]\n"run.N" = [20]\n'], "run.N", 2),
+    # malformed values, keys that do not apply, sizes of the regimes grid
+    ("run", ["run.N=" + "9" * 5000], "malformed", 2),
+    ("run", ["run.N=" + "[" * 3000], "malformed", 2),
+    ("run", ["data.path=x.npz"], "data.path", 2),
+    ("regimes", ["regimes.points=100000000"], "regimes.points", 2),
+    ("regimes", ["regimes.decades=1e300"], "regimes.decades", 2),
+    ("regimes", ["regimes.spread_seeds=1000000000000"], "regimes.spread_seeds", 2),
+    ("limit", ["limit.method=quadrature", "dynamics.mode=ode", "limit.dt=1e-300"],
+     "limit.dt", 2),
+    ("limit", ["limit.method=reference", "dynamics.dt_factor=1e-300"], "dt_factor", 2),
+    ("run", ["data.kind=gaussian_mixture", "data.classes=50000", "data.n=50000"],
+     "data.classes", 2),
+    ("run", ["data.teacher_width=1000000000000"], "data.teacher_width", 2),
+    ("limit", ["model.l2=1e300"], "stiff", 3),
 ]
 
 
@@ -122,7 +140,21 @@ def test_bad_input_one_line_exit_code_dir_untouched(tmp_path, capsys, command, c
     assert len(lines) == 1, err
     assert needle in lines[0], lines[0]
     assert "Traceback" not in err
-    assert _tree(out) == before  # not even created
+    if code == 2:
+        assert _tree(out) == before  # not even created
+
+
+@pytest.mark.parametrize("flags", [["--workers", "0"], ["--workers", "-1"], ["--workers", "x"],
+                                   ["--executor", "serial", "--scheduler", "tcp://h:1"]])
+def test_bad_executor_flags_touch_nothing_even_with_fresh(tmp_path, capsys, flags):
+    cfg = _write(tmp_path, SWEEP)
+    out = tmp_path / "out"
+    assert _cli(capsys, ["run", cfg, "--out", out])[0] == 0
+    before = _tree(out)
+    code, _, err = _cli(capsys, ["run", cfg, "--out", out, "--fresh", *flags])
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert _tree(out) == before
 
 
 def test_memory_estimate_refuses_before_allocating():

@@ -294,6 +294,6 @@ def test_regimes_section():
     assert parse_config(tomllib.loads(to_toml(cfg))) == cfg
     _raises(r"^regimes\.beta\[1\] must lie in \[0, 1\], got 2$", {"regimes": {"beta": [0, 2]}})
     _raises(r"^regimes\.alpha must list each value once", {"regimes": {"alpha": [0, 0]}})
-    _raises(r"^regimes\.decades must be >= 1\.5", {"regimes": {"decades": 1}})
+    _raises(r"^regimes\.decades must lie in \[1\.5, 6\]", {"regimes": {"decades": 1}})
     _raises(r"^regimes\.gamma and regimes\.batch must have the same length",
             {"regimes": {"gamma": [1, 2]}})

@@ -225,9 +225,10 @@ def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     from ..io import write_json
     from ..outdir import claim
     from ..plotting import plot_rates, save
-    from ..runner import axes, expand, run_sweep
+    from ..runner import axes, check_executor, expand, run_sweep
     from .preflight import check_inputs
 
+    check_executor(executor, workers, scheduler)
     ax = axes(config)
     if list(ax) != ["run.N"]:
         msg = ('meanfield rate needs [sweep] with exactly one axis "run.N" (a list of widths), '

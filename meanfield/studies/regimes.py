@@ -282,8 +282,10 @@ def run_regimes(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     comparisons), ``noisy_limits`` and ``seconds``.
     """
     from ..outdir import claim
+    from ..runner import check_executor
     from .preflight import check_inputs
 
+    check_executor(executor, workers, scheduler)
     out = Path(out)
     start = time.perf_counter()
     grid = cells(config)

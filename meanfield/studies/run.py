@@ -105,9 +105,10 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
         Wait for another command holding DIR instead of refusing.
     """
     from ..outdir import claim
-    from ..runner import expand, run_sweep
+    from ..runner import check_executor, expand, run_sweep
 
     out = Path(out)
+    check_executor(executor, workers, scheduler)
     tasks = expand(config)
     check_inputs([t.config for t in tasks], couple=couple, limit=couple)
     with claim(out, config, command="run", fresh=fresh, wait=wait):
