@@ -135,7 +135,8 @@ class DataConfig(_Section):
     section: ClassVar[str] = "data"
     kind: str = _key("teacher", _choice("teacher", "gaussian_mixture", "digits", "file"),
                      "data law")
-    n: int | None = _key(None, _optional(_int(1)), "number of atoms (None: kind default)")
+    n: int | None = _key(None, _optional(_int(1)),
+                         "number of atoms (None: kind default; not used with kind = 'file')")
     input_dim: int = _key(1, _int(1), "input dimension")
     teacher_width: int = _key(4, _int(1), "hidden width of the teacher network")
     noise: float = _key(0.0, _float(0.0), "label noise standard deviation")

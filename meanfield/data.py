@@ -19,7 +19,6 @@ Digits are standardised with the mean and std of all 1797 images, before subsamp
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -293,10 +292,7 @@ def make_data(cfg) -> DataLaw:
         y = _encode(labels, d.classes if d.kind != "digits" else 10, cfg)
         p = np.full(len(x), 1.0 / len(x))
     elif d.kind == "file":
-        if d.n is not None:
-            warnings.warn(f"data.n = {d.n} is ignored for data.kind = 'file'",
-                          UserWarning, stacklevel=2)
-        x, y, labels, p = _read_file(cfg)
+        x, y, labels, p = _read_file(cfg)  # data.n does not apply (config.py says so)
         name = f"file({d.path}, n={len(x)})"
     else:
         msg = f"data.kind must be one of teacher, gaussian_mixture, digits, file; got {d.kind!r}"

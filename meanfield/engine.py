@@ -190,26 +190,38 @@ def _scratch(R, N, A, J, C, D, dtype, blocks, hist_steps, limit=None, twin_noise
     )
 
 
-def memory_bytes(config, J: int, C: int, D: int, *, coupled: bool = False,
-                 save_weights: bool = True, hist_steps: int = 0,
-                 snapshots: int | None = None) -> int:
-    """Estimate the bytes :func:`simulate` allocates for ``config`` (its big arrays).
+def memory_parts(config, J: int, C: int, D: int, *, coupled: bool = False,
+                 save_weights: bool = True, hist_steps: int = 0) -> dict[str, int]:
+    """Estimate the bytes :func:`simulate` allocates for ``config``, by the keys that size them.
 
-    The particles (R·N·D, twice with limit twins), the snapshots kept (R·S·N·D with
-    ``save_weights``, R·S·J·C of u), the per-block partial sums (R·⌈N/BLOCK⌉·A·C), the kept
-    activations (at most ``STORE_MAX``), the float64 draw of W₀ per replica and the
-    recorded mean field (R·hist_steps·J·C).  Callers compare it with the memory the
+    ``"run.N, run.seeds"``: the particles (R·N·D, twice with limit twins), the float64
+    draw of W₀ per replica, the running coupling error; ``"dynamics.snapshots"``: the
+    snapshots kept (R·S·N·D with ``save_weights``, R·S·J·C of u); ``"schedule.batch"``
+    (sgd) or ``"data.n"``: the per-block partial sums (R·⌈N/BLOCK⌉·A·C), the kept
+    activations (at most ``STORE_MAX``) and the step's atom arrays; ``"dynamics.T"``: the
+    recorded mean field (R·hist_steps·J·C).  Callers compare the sum with the memory the
     machine has before starting (``meanfield.studies.preflight``).
     """
     R, N, M = config.run.seeds, config.run.N, config.schedule.batch
-    S = config.dynamics.snapshots if snapshots is None else snapshots
+    S = config.dynamics.snapshots
     isz = np.dtype(config.run.dtype).itemsize
-    A = M if config.dynamics.mode == "sgd" else J
+    sgd = config.dynamics.mode == "sgd"
+    A = M if sgd else J
     nblocks = -(-N // BLOCK)
-    numbers = (R * N * D * (2 if coupled else 1) + (R * S * N * D if save_weights else 0)
-               + R * S * J * C + R * nblocks * A * C + min(R * nblocks * A * BLOCK, STORE_MAX)
-               + R * hist_steps * J * C + R * (A + J) * 4)
-    return int(numbers * isz + 2 * N * D * 8 + (R * N * 8 if coupled else 0))
+    return {
+        "run.N, run.seeds": (R * N * D * (2 if coupled else 1) * isz + 2 * N * D * 8
+                             + (R * N * 8 if coupled else 0)),
+        "dynamics.snapshots": R * S * ((N * D if save_weights else 0) + J * C) * isz,
+        "schedule.batch" if sgd else "data.n": (
+            R * nblocks * A * C + min(R * nblocks * A * BLOCK, STORE_MAX) + R * (A + J) * 4
+        ) * isz,
+        "dynamics.T": R * hist_steps * J * C * isz,
+    }
+
+
+def memory_bytes(config, J: int, C: int, D: int, **kwargs) -> int:
+    """Return the sum of :func:`memory_parts` (same arguments)."""
+    return sum(memory_parts(config, J, C, D, **kwargs).values())
 
 
 def _mean_field(Wt, X, model):

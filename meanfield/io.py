@@ -222,7 +222,9 @@ def gather(tasks, datasets, axes: dict) -> xr.Dataset:
             if v is not None:
                 arr[task.index + tuple(slice(0, n) for n in v.shape)] = v
         out[name] = (tuple(adims) + dims, arr)
-    coords = {names[k]: list(v) for k, v in axes.items()}
+    # a list-valued axis (init.point) gets its values as text: a coordinate is 1-D
+    coords = {names[k]: [str(list(x)) if isinstance(x, tuple) else x for x in v]
+              for k, v in axes.items()}
     attrs = {"axes": ", ".join(axes), "axes_dims": ", ".join(adims)}
     formats = {ds.attrs.get("results_format") for ds in datasets} - {None}
     if len(formats) == 1:

@@ -41,7 +41,7 @@ import numpy as np
 from ._version import RESULTS_FORMAT, __version__
 from .config import Config, _split_key, to_dict, to_toml, with_values
 from .data import data_digest
-from .errors import ConfigError
+from .errors import ConfigError, EnvironmentFailure
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
     import xarray as xr
@@ -109,11 +109,15 @@ def task_id(config: Config) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def expand(config: Config) -> list[Task]:
-    """Expand a config's [sweep] into tasks (a config without [sweep] is one task)."""
+def points(config: Config) -> list[tuple[tuple[int, ...], dict, Config]]:
+    """Return the sweep's points as (index, values, resolved config), validated.
+
+    The configs of :func:`expand` without their ids (which hash the data files): what a
+    command checks before it reads any data file in full.
+    """
     ax = axes(config)
     base = replace(config, sweep=None)
-    tasks = []
+    out = []
     for index in itertools.product(*(range(len(v)) for v in ax.values())):
         values = {k: ax[k][i] for k, i in zip(ax, index, strict=True)}
         try:
@@ -121,8 +125,13 @@ def expand(config: Config) -> list[Task]:
         except ConfigError as err:
             msg = f"sweep point {values}: {err}"
             raise ConfigError(msg) from None
-        tasks.append(Task(task_id(cfg), tuple(index), values, cfg))
-    return tasks
+        out.append((tuple(index), values, cfg))
+    return out
+
+
+def expand(config: Config) -> list[Task]:
+    """Expand a config's [sweep] into tasks (a config without [sweep] is one task)."""
+    return [Task(task_id(cfg), index, values, cfg) for index, values, cfg in points(config)]
 
 
 # ---------------------------------------------------------------- running one task
@@ -321,6 +330,29 @@ def check_executor(executor: str = "serial", workers: int | None = None,
     if scheduler is not None and executor != "dask":
         msg = f"--scheduler {scheduler} needs --executor dask, got --executor {executor}"
         raise ConfigError(msg)
+    if scheduler is not None:
+        _reach(scheduler)
+
+
+def _reach(scheduler: str, timeout: float = 5.0) -> None:
+    """Raise unless a Dask scheduler address is well formed and answers a TCP connection."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:
+        host, port = None, None
+    if url.scheme not in ("tcp", "tls") or not host or not port:
+        msg = f"--scheduler must look like tcp://HOST:PORT, got {scheduler!r}"
+        raise ConfigError(msg)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        msg = (f"cannot reach the Dask scheduler at {scheduler} ({err.strerror or err}); "
+               "start it, check the address, or use --executor processes")
+        raise EnvironmentFailure(msg) from None
 
 
 def run_sweep(config: Config, out: str | os.PathLike, task: TaskFunction, *,

@@ -116,6 +116,11 @@ CASES = [
      "data.classes", 2),
     ("run", ["data.teacher_width=1000000000000"], "data.teacher_width", 2),
     ("limit", ["model.l2=1e300"], "stiff", 3),
+    ("limit", ["limit.grid=1000000"], "limit.grid", 2),
+    ("run --couple", ["limit.method=reference", "limit.N_ref=1000000000000"], "limit.N_ref", 2),
+    ("run", ["dynamics.mode=sgd", "schedule.batch=1000000000000"], "schedule.batch", 2),
+    ("regimes", ["regimes.N_min=1000000000"], "regimes.N_min", 2),
+    ("run", ["data.kind=file", "data.path=BADNPZ", "data.n=8"], "data.path", 2),
 ]
 
 
@@ -126,7 +131,7 @@ def test_bad_input_one_line_exit_code_dir_untouched(tmp_path, capsys, command, c
     text = TINY + "".join(c for c in change if c.startswith("["))
     sets = [c.replace("BADNPZ", str(_bad_npz(tmp_path))) for c in change
             if not c.startswith("[")]
-    if "data.kind=file" in sets:  # data.n is ignored (with a warning) for a file
+    if "data.kind=file" in sets and "data.n=8" not in sets:
         text = text.replace("n = 8\n", "")
     cfg = _write(tmp_path, text)
     out = tmp_path / "out"
@@ -155,6 +160,17 @@ def test_bad_executor_flags_touch_nothing_even_with_fresh(tmp_path, capsys, flag
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert _tree(out) == before
+
+
+def test_sweep_over_a_list_valued_key(tmp_path, capsys):
+    text = TINY + '[init]\nkind = "dirac"\npoint = [0.1, 0.2]\n' + \
+        '[sweep]\n"init.point" = [[0.1, 0.2], [0.3, 0.4]]\n'
+    out = tmp_path / "out"
+    code, _, err = _cli(capsys, ["run", _write(tmp_path, text), "--out", out])
+    assert code == 0, err
+    with xr.open_dataset(out / "results.nc", engine="scipy") as ds:
+        assert list(ds["point"].values) == ["[0.1, 0.2]", "[0.3, 0.4]"]
+        np.testing.assert_array_equal(ds["W"].isel(point=1, time=0).values[..., 0], 0.3)
 
 
 def test_memory_estimate_refuses_before_allocating():

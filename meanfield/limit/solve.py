@@ -81,7 +81,11 @@ def resolve_method(config, model) -> str:
 
 
 def limit_bytes(config, model, J: int) -> int:
-    """Estimate the bytes the limit of ``config`` needs (its big arrays; see ``solve_limit``)."""
+    """Estimate the bytes the limit of ``config`` needs (its big arrays; see ``solve_limit``).
+
+    They grow with ``limit.grid`` (pde), ``limit.N_ref`` (reference, and the Sobol nodes of
+    quadrature in high dimension) and ``dynamics.snapshots``.
+    """
     from ..engine import memory_bytes
     from .quadrature import TENSOR_MAX
     from .reference import reference_schedule

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import Config, to_dict
 from ..data import make_data
-from ..engine import memory_bytes
+from ..engine import memory_parts
 from ..errors import ConfigError
 from ..limit import check_coupling
 from ..limit.solve import limit_bytes, resolve_method
@@ -97,6 +97,10 @@ def _atoms_bound(config: Config) -> int:
 
 def _refuse_data(config: Config, need: float, room: float) -> None:
     d = config.data
+    if d.kind == "file":
+        msg = (f"data.path {d.path} holds {need / _GiB:.3g} GiB, more than the "
+               f"{room / _GiB:.3g} GiB available; use a smaller data file")
+        raise ConfigError(msg)
     msg = (f"the data law needs about {need / _GiB:.3g} GiB (data.kind = {d.kind!r}, "
            f"data.n = {d.n}, data.input_dim = {d.input_dim}, data.classes = {d.classes}, "
            f"data.teacher_width = {d.teacher_width}) but only {room / _GiB:.3g} GiB are "
@@ -104,12 +108,20 @@ def _refuse_data(config: Config, need: float, room: float) -> None:
     raise ConfigError(msg)
 
 
-def _refuse(config: Config, need: float, room: float, what: str) -> None:
+def _refuse(config: Config, parts: dict[str, int], room: float) -> None:
     r = config.run
-    msg = (f"this run needs about {need / _GiB:.3g} GiB ({what}; run.N = {r.N}, "
-           f"run.seeds = {r.seeds}, dynamics.snapshots = {config.dynamics.snapshots}) but "
-           f"only {room / _GiB:.3g} GiB are available; lower the sizes named")
+    need = sum(parts.values())
+    top = max(parts, key=parts.get)
+    values = ", ".join(f"{k} = {_value(config, k)}" for k in top.split(", "))
+    msg = (f"this run needs about {need / _GiB:.3g} GiB, {parts[top] / _GiB:.3g} GiB of it "
+           f"for {values} (run.N = {r.N}, run.seeds = {r.seeds}), but only "
+           f"{room / _GiB:.3g} GiB are available; lower {top}")
     raise ConfigError(msg)
+
+
+def _value(config: Config, dotted: str):
+    section, _, name = dotted.partition(".")
+    return getattr(getattr(config, section), name)
 
 
 def check_inputs(configs: Iterable[Config], *, limit: bool = False, couple: bool = False,
@@ -156,18 +168,20 @@ def check_inputs(configs: Iterable[Config], *, limit: bool = False, couple: bool
                    f"got {len(point)}")
             raise ConfigError(msg)
         J, C, D = data.x.shape[0], model.outputs, model.dim
-        need = (memory_bytes(config, J, C, D, coupled=couple, save_weights=save_weights)
-                if particles else 0)
+        parts = (memory_parts(config, J, C, D, coupled=couple, save_weights=save_weights)
+                 if particles else {})
         if particles and save_weights:  # netCDF writes a big-endian copy of the snapshots
             r = config.run
-            need += r.seeds * config.dynamics.snapshots * r.N * D * np.dtype(r.dtype).itemsize
-        if room is not None and need > room:  # before the schedule: its grid has S points
-            _refuse(config, need, room, "particles and snapshots")
+            parts["dynamics.snapshots"] += (r.seeds * config.dynamics.snapshots * r.N * D
+                                            * np.dtype(r.dtype).itemsize)
+        if room is not None and sum(parts.values()) > room:  # before the schedule's grid
+            _refuse(config, parts, room)
         make_schedule(config)
         if couple:
             check_coupling(config)
         if limit or couple:
             method = resolve_method(config, model)
-            need += limit_bytes(config, model, J)
-            if room is not None and need > room:
-                _refuse(config, need, room, f"particles, snapshots and the limit by {method}")
+            key = {"pde": "limit.grid"}.get(method, "limit.N_ref")
+            parts[key] = parts.get(key, 0) + limit_bytes(config, model, J)
+            if room is not None and sum(parts.values()) > room:
+                _refuse(config, parts, room)

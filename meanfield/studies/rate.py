@@ -225,7 +225,7 @@ def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     from ..io import write_json
     from ..outdir import claim
     from ..plotting import plot_rates, save
-    from ..runner import axes, check_executor, expand, run_sweep
+    from ..runner import axes, check_executor, points, run_sweep
     from .preflight import check_inputs
 
     check_executor(executor, workers, scheduler)
@@ -242,7 +242,7 @@ def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
         msg = "run.seeds must be >= 2 for meanfield rate (CIs bootstrap over replicas)"
         raise ConfigError(msg)
     out = Path(out)
-    check_inputs([t.config for t in expand(config)], limit=True, couple=True)
+    check_inputs([cfg for _, _, cfg in points(config)], limit=True, couple=True)
     with claim(out, config, command="rate", fresh=fresh, wait=wait):
         res = run_sweep(config, out, partial(rate_task, limits=LimitCache()), command="rate",
                         executor=executor, workers=workers, scheduler=scheduler,

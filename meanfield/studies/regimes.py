@@ -288,9 +288,15 @@ def run_regimes(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     check_executor(executor, workers, scheduler)
     out = Path(out)
     start = time.perf_counter()
-    grid = cells(config)
-    todo = tasks(grid)
-    check_inputs([t.config for t in todo], limit=True, couple=True)
+    try:
+        grid = cells(config)
+        todo = tasks(grid)
+        check_inputs([t.config for t in todo], limit=True, couple=True)
+    except ConfigError as err:
+        reg = config.regimes
+        msg = (f"a cell of the regimes grid (regimes.N_min = {reg.N_min}, decades = "
+               f"{reg.decades:g}, budget = {reg.budget:g}) is not runnable: {err}")
+        raise ConfigError(msg) from None
     with claim(out, config, command="regimes", fresh=fresh, wait=wait):
         return _run_regimes(config, out, grid, todo, start, executor=executor,
                             workers=workers, scheduler=scheduler, progress=progress)

@@ -20,6 +20,7 @@ import numpy as np
 from ..config import Config
 from ..data import make_data
 from ..engine import simulate
+from ..errors import ConfigError
 from ..init import replica_streams
 from ..limit import check_coupling, solve_limit
 from ..model import make_model
@@ -105,12 +106,15 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
         Wait for another command holding DIR instead of refusing.
     """
     from ..outdir import claim
-    from ..runner import check_executor, expand, run_sweep
+    from ..runner import check_executor, expand, points, run_sweep
 
     out = Path(out)
+    if scheduler is not None and not config.sweep:
+        msg = f"--scheduler {scheduler} runs sweep tasks; this config has no [sweep]"
+        raise ConfigError(msg)
     check_executor(executor, workers, scheduler)
+    check_inputs([cfg for _, _, cfg in points(config)], couple=couple, limit=couple)
     tasks = expand(config)
-    check_inputs([t.config for t in tasks], couple=couple, limit=couple)
     with claim(out, config, command="run", fresh=fresh, wait=wait):
         if config.sweep:
             start = time.perf_counter()
