@@ -1,15 +1,191 @@
-"""Stopping a run: the engine's snapshot segments run as bounded compiled calls.
+"""Stopping a run: Ctrl-C and SIGTERM mid-segment, killed workers, an unreachable scheduler.
 
 Signals reach Python between the engine's compiled calls, which split each snapshot
-segment into bounded pieces of work (``engine.CALL_WORK``) without moving a bit.
+segment into bounded pieces of work (``engine.CALL_WORK``) without moving a bit.  The CLI
+exits 130 on Ctrl-C and 143 on SIGTERM with one line on stderr, keeping finished tasks;
+workers of ``--executor processes`` never outlive it; a task whose worker dies runs once
+more on a fresh one.
 """
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
-from meanfield import engine
+from meanfield import engine, runner
+from meanfield.cli import main
 from meanfield.config import parse_config
+from meanfield.errors import EnvironmentFailure
+from meanfield.io import load_results
 from meanfield.limit import solve_limit
+from meanfield.studies import run as run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="reads /proc and uses a pty")
+
+# one endless snapshot segment: 10¹² steps of 20 000 particles (the block path)
+ENDLESS = """
+[data]
+n = 16
+[dynamics]
+mode = "sde"
+T = {T}
+snapshots = 2
+[schedule]
+gamma = 0.001
+[run]
+N = 20000
+"""
+
+# two quick tasks, then two endless ones (the replica path), for two workers
+SWEEP = """
+[data]
+n = 16
+[dynamics]
+mode = "sde"
+snapshots = 2
+[schedule]
+gamma = 0.001
+[run]
+N = 300
+seeds = 2
+[sweep]
+"dynamics.T" = [0.01, 0.02, 1e9, 2e9]
+"""
+
+# four tasks of a fraction of a second each
+SHORT_SWEEP = """
+[data]
+n = 16
+[dynamics]
+mode = "sde"
+T = {T}
+snapshots = 3
+[schedule]
+gamma = 0.001
+[run]
+N = 300
+seeds = 2
+[sweep]
+"data.seed" = [0, 1, 2, 3]
+"""
+
+
+# ---------------------------------------------------------------- helpers
+def _write(tmp_path, text, name="c.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _cli(*args, **kw):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.Popen([sys.executable, "-m", "meanfield", *map(str, args)], env=env,
+                            stdout=subprocess.DEVNULL, **kw)
+
+
+def _ppid_and_state(pid):
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None, None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), fields[0]
+
+
+def _descendants(pid):
+    """Pids of every live descendant of ``pid`` (from /proc)."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            ppid, state = _ppid_and_state(entry.name)
+            if ppid is not None and state != "Z":
+                parents[int(entry.name)] = ppid
+    out, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, p in parents.items() if p in frontier} - out
+        out |= frontier
+    return out
+
+
+def _alive(pids, grace=1.0):
+    """Those of ``pids`` still running (not gone, not zombies) after up to ``grace`` s."""
+    deadline = time.monotonic() + grace
+    while True:
+        alive = {p for p in pids if _ppid_and_state(p)[1] not in (None, "Z")}
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _workers(pid):
+    """Descendants of ``pid`` that are pool workers (not the resource tracker)."""
+    out = set()
+    for child in _descendants(pid):
+        try:
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmd:
+            out.add(child)
+    return out
+
+
+def _wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _lines(err):
+    """The stderr lines that are not the up-front note on a long run."""
+    return [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("meanfield: note")]
+
+
+def _stop(proc, sig, *, group=False):
+    """Send ``sig``; return (seconds to exit, stderr)."""
+    start = time.monotonic()
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail(f"no exit within 30 s of {sig!r}")
+    return time.monotonic() - start, err
+
+
+CODES = {signal.SIGINT: (130, "interrupted"), signal.SIGTERM: (143, "terminated (SIGTERM)")}
+
+
+@pytest.fixture(scope="module")
+def warm():
+    """Compile (or load) both step kernels here, so that subprocesses find them cached."""
+    engine.simulate(parse_config({"data": {"n": 16}, "dynamics": {"T": 0.001, "snapshots": 2},
+                                  "schedule": {"gamma": 0.001}, "run": {"N": 20000}}))
+    engine.simulate(parse_config({"data": {"n": 16}, "dynamics": {"T": 0.01, "snapshots": 2},
+                                  "schedule": {"gamma": 0.001}, "run": {"N": 300, "seeds": 2}}))
+
 
 # ---------------------------------------------------------------- splitting segments
 BIT_CASES = {
@@ -62,3 +238,241 @@ def test_call_budget_bounds_work_per_call():
     assert engine.call_steps(1, 10**9, 300, 65) == 1  # at least one step
     assert engine.call_steps(2, 10, 8, 2) == work // (2 * pad_n * (8 + pad_a) * 2)
     assert engine.call_steps(3, 1000, 10, 3, coupled=True) == work // (2 * 3000 * 18 * 3)
+
+
+# ---------------------------------------------------------------- signals
+def _read_bar_until_progress(fd, proc, timeout=120):
+    """Read the child's stderr (a pty) until its progress bar has counted steps."""
+    text = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                text += os.read(fd, 65536).decode(errors="replace")
+            except OSError:
+                break
+        for count in re.findall(r"\|\s*([0-9.]+)[kMGTP]?/", text):
+            if float(count) > 0:
+                return text
+    pytest.fail(f"no progress seen; stderr so far: {text!r}")
+
+
+def _drain(fd):
+    text = ""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            return text
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return text
+        if not chunk:
+            return text
+        text += chunk.decode(errors="replace")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_segment_stops_within_a_second(tmp_path, warm, sig):
+    """A run inside one endless segment (10¹² steps, N = 20 000) stops within 2 s of the
+    signal with the signal's exit code and one line, no traceback, nothing left running."""
+    cfg = _write(tmp_path, ENDLESS.format(T=1e9))
+    out = tmp_path / "out"
+    master, slave = pty.openpty()  # stderr a terminal: the progress bar shows the steps done
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    proc = _cli("run", cfg, "--out", out, stderr=slave)
+    try:
+        os.close(slave)
+        before = _read_bar_until_progress(master, proc)  # inside the segment's compiled calls
+        kids = _descendants(proc.pid)
+        start = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        seconds = time.monotonic() - start
+        err = before + _drain(master)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    code, word = CODES[sig]
+    assert proc.returncode == code, err
+    assert seconds < 2.0
+    assert "Traceback" not in err
+    lines = [ln for ln in re.split(r"[\r\n]+", re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", err))
+             if ln.strip() and not ln.startswith(("N=", "meanfield: note"))]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"meanfield: {word}")
+    assert not _alive(kids)
+    assert not (out / "trajectory.nc").exists()
+
+
+@pytest.mark.parametrize(("sig", "group"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_signal_to_process_sweep_keeps_finished_tasks(tmp_path, warm, sig, group):
+    """--executor processes: Ctrl-C to the process group, or SIGTERM to the parent alone,
+    while two workers are in endless tasks: exit 130 / 143 within 2 s, one line, no worker
+    traceback, the two finished tasks kept and in manifest.json, no worker left."""
+    cfg = _write(tmp_path, SWEEP)
+    out = tmp_path / "out"
+    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(lambda: len(list((out / "tasks").glob("*.nc"))) == 2 or proc.poll() is not None,
+              180, "the two quick tasks")
+    assert proc.poll() is None
+    time.sleep(1.0)  # the workers are into the endless tasks
+    kids = _descendants(proc.pid)
+    assert len(_workers(proc.pid)) == 2
+    seconds, err = _stop(proc, sig, group=group)
+    code, word = CODES[sig]
+    assert proc.returncode == code, err
+    assert seconds < 2.0
+    assert "Traceback" not in err
+    assert len(_lines(err)) == 1, err
+    assert _lines(err)[0].startswith(f"meanfield: {word}")
+    assert not _alive(kids)
+    kept = list((out / "tasks").glob("*.nc"))
+    assert len(kept) == 2
+    assert all(runner.load_task(f) is not None for f in kept)
+    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    assert sorted(t["status"] for t in tasks) == ["done", "done", "pending", "pending"]
+    assert {t["id"] for t in tasks if t["status"] == "done"} == {f.stem for f in kept}
+
+
+def test_workers_die_with_a_killed_parent(tmp_path, warm):
+    """SIGKILL to the parent (no cleanup possible) in the middle of tasks: its workers die
+    with it (and so the resource tracker they keep open)."""
+    cfg = _write(tmp_path, SWEEP)
+    out = tmp_path / "out"
+    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+                stderr=subprocess.DEVNULL)
+    _wait_for(lambda: len(list((out / "tasks").glob("*.nc"))) == 2 or proc.poll() is not None,
+              180, "the two quick tasks")
+    time.sleep(1.0)  # the workers are into the endless tasks
+    kids = _descendants(proc.pid)  # the workers and multiprocessing's resource tracker
+    assert proc.poll() is None
+    assert len(_workers(proc.pid)) == 2
+    proc.kill()
+    proc.wait()
+    assert not _alive(kids, grace=2.0)
+
+
+# ---------------------------------------------------------------- dying workers
+def _serial_results(tmp_path, text):
+    cfg = _write(tmp_path, text, "serial.toml")
+    assert main(["run", str(cfg), "--out", str(tmp_path / "serial")]) == 0
+    return load_results(tmp_path / "serial")
+
+
+@pytest.mark.slow
+def test_killed_worker_task_is_retried(tmp_path, warm):
+    """SIGKILL one of two workers mid-sweep from outside: the run still exits 0, and
+    results.nc equals an uninterrupted serial run's bitwise (the deterministic version,
+    a worker killing itself, runs by default)."""
+    text = SHORT_SWEEP.format(T=3.0)
+    cfg = _write(tmp_path, text)
+    out = tmp_path / "out"
+    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+                stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: any((out / "tasks").glob("*.nc")) or proc.poll() is not None, 180,
+              "the first task")
+    victims = _workers(proc.pid)
+    assert victims, "no worker to kill"
+    os.kill(min(victims), signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    tasks = json.loads((out / "manifest.json").read_text())["tasks"]
+    assert all(t["status"] == "done" for t in tasks)
+    assert any(t.get("runs") == 2 for t in tasks)  # what the dead worker was running
+    xr.testing.assert_identical(load_results(out), _serial_results(tmp_path, text))
+
+
+def _dies_on(config, *, progress=False, seed, flag=None):
+    """A task function whose worker SIGKILLs itself on data.seed = seed (once, with flag).
+
+    Every task first sends its worker SIGINT, which a worker ignores (Ctrl-C is the
+    parent's); were it not ignored, the task would fail with KeyboardInterrupt.
+    """
+    os.kill(os.getpid(), signal.SIGINT)
+    if config.data.seed == seed and (flag is None or not os.path.exists(flag)):
+        if flag is not None:
+            Path(flag).touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_study.run_task(config, progress=progress)
+
+
+def test_task_that_killed_its_worker_once_runs_again(tmp_path, warm, monkeypatch, capsys):
+    """A worker SIGKILLs itself on one task, once: exit 0, nothing on stderr, that task ran
+    again on a fresh worker, and results.nc equals a serial run's bitwise."""
+    text = SHORT_SWEEP.format(T=0.5)
+    expected = _serial_results(tmp_path, text)
+    monkeypatch.setattr(run_study, "run_task",
+                        partial(_dies_on, seed=2, flag=str(tmp_path / "flag")))
+    out = tmp_path / "out"
+    assert main(["run", str(_write(tmp_path, text)), "--out", str(out), "--executor",
+                 "processes", "--workers", "2"]) == 0
+    assert "meanfield" not in capsys.readouterr().err
+    assert (tmp_path / "flag").exists()
+    tasks = {t["data.seed"]: t for t in json.loads((out / "manifest.json").read_text())["tasks"]}
+    assert tasks[2]["runs"] == 2
+    assert all(t["status"] == "done" for t in tasks.values())
+    xr.testing.assert_identical(load_results(out), expected)
+
+
+def test_task_that_kills_its_worker_twice_stops_the_run(tmp_path, warm, monkeypatch, capsys):
+    """The other tasks finish, then exit 1 with one line naming the task (its sweep
+    values); the finished tasks are kept."""
+    monkeypatch.setattr(run_study, "run_task", partial(_dies_on, seed=3))
+    cfg = _write(tmp_path, SHORT_SWEEP.format(T=0.5))
+    out = tmp_path / "out"
+    code = main(["run", str(cfg), "--out", str(out), "--executor", "processes",
+                 "--workers", "2"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "data.seed = 3" in err
+    assert "twice" in err
+    assert "SIGKILL" in err
+    tasks = {t["data.seed"]: t for t in json.loads((out / "manifest.json").read_text())["tasks"]}
+    assert [tasks[s]["status"] for s in range(4)] == ["done", "done", "done", "pending"]
+    assert len(list((out / "tasks").glob("*.nc"))) == 3
+
+
+def test_blind_break_twice_gives_up():
+    class Dead:
+        exitcode = 1
+
+    strikes, blind = {}, []
+    runner._blame([], {1: Dead()}, Path("/nonexistent"), strikes, blind)
+    with pytest.raises(EnvironmentFailure, match="keep dying"):
+        runner._blame([], {2: Dead()}, Path("/nonexistent"), strikes, blind)
+
+
+# ---------------------------------------------------------------- dask, long runs
+def test_unreachable_scheduler_fails_fast(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("distributed")
+    monkeypatch.setattr(runner, "SCHEDULER_TIMEOUT", 2)
+    cfg = _write(tmp_path, SHORT_SWEEP.format(T=0.01))
+    start = time.monotonic()
+    code = main(["run", str(cfg), "--out", str(tmp_path / "out"), "--executor", "dask",
+                 "--scheduler", "tcp://127.0.0.1:1"])
+    seconds = time.monotonic() - start
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert seconds < 10
+    assert len(err.strip().splitlines()) == 1, err
+    assert "tcp://127.0.0.1:1" in err
+    assert "Traceback" not in err
+
+
+def test_long_run_says_so_up_front(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(run_study, "LONG_RUN", 100)
+    cfg = _write(tmp_path, '[data]\nn = 8\n[dynamics]\nT = 0.05\nsnapshots = 3\n'
+                 '[schedule]\ngamma = 0.01\n[run]\nN = 20\nseeds = 2\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    # 20 particles × 5 steps × 2 replicas; W and u at 3 snapshots of 2 replicas, float64
+    assert "a long run: 200 particle-steps (N = 20 × 5 steps × 2 replica(s))" in err
+    assert f"{2 * 3 * (20 * 2 + 8) * 8 / 1e6:.3g} MB" in err
