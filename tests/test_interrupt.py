@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="reads /proc and uses a pty")
 
-# one endless snapshot segment: 10¹² steps of 20 000 particles (the block path)
+# one endless snapshot segment: 5·10¹¹ steps of 20 000 particles (the block path)
 ENDLESS = """
 [data]
 n = 16
@@ -66,7 +66,7 @@ gamma = 0.001
 N = 300
 seeds = 2
 [sweep]
-"dynamics.T" = [0.01, 0.02, 1e9, 2e9]
+"dynamics.T" = [0.01, 0.02, 5e8, 6e8]
 """
 
 # four tasks of a fraction of a second each
@@ -94,11 +94,23 @@ def _write(tmp_path, text, name="c.toml"):
     return path
 
 
-def _cli(*args, **kw):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    return subprocess.Popen([sys.executable, "-m", "meanfield", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, **kw)
+@pytest.fixture
+def cli():
+    """Start ``python -m meanfield ARGS`` (this checkout); killed and reaped at teardown."""
+    procs = []
+
+    def start(*args, **kw):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+        procs.append(subprocess.Popen([sys.executable, "-m", "meanfield", *map(str, args)],
+                                      env=env, stdout=subprocess.DEVNULL, **kw))
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.__exit__(None, None, None)  # closes its pipes, waits
 
 
 def _ppid_and_state(pid):
@@ -275,14 +287,14 @@ def _drain(fd):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_mid_segment_stops_within_a_second(tmp_path, warm, sig):
+def test_signal_mid_segment_stops_within_a_second(tmp_path, warm, cli, sig):
     """A run inside one endless segment (10¹² steps, N = 20 000) stops within 2 s of the
     signal with the signal's exit code and one line, no traceback, nothing left running."""
-    cfg = _write(tmp_path, ENDLESS.format(T=1e9))
+    cfg = _write(tmp_path, ENDLESS.format(T=5e8))
     out = tmp_path / "out"
     master, slave = pty.openpty()  # stderr a terminal: the progress bar shows the steps done
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
-    proc = _cli("run", cfg, "--out", out, stderr=slave)
+    proc = cli("run", cfg, "--out", out, stderr=slave)
     try:
         os.close(slave)
         before = _read_bar_until_progress(master, proc)  # inside the segment's compiled calls
@@ -310,13 +322,13 @@ def test_signal_mid_segment_stops_within_a_second(tmp_path, warm, sig):
 
 
 @pytest.mark.parametrize(("sig", "group"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
-def test_signal_to_process_sweep_keeps_finished_tasks(tmp_path, warm, sig, group):
+def test_signal_to_process_sweep_keeps_finished_tasks(tmp_path, warm, cli, sig, group):
     """--executor processes: Ctrl-C to the process group, or SIGTERM to the parent alone,
     while two workers are in endless tasks: exit 130 / 143 within 2 s, one line, no worker
     traceback, the two finished tasks kept and in manifest.json, no worker left."""
     cfg = _write(tmp_path, SWEEP)
     out = tmp_path / "out"
-    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+    proc = cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
                 stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for(lambda: len(list((out / "tasks").glob("*.nc"))) == 2 or proc.poll() is not None,
               180, "the two quick tasks")
@@ -340,12 +352,12 @@ def test_signal_to_process_sweep_keeps_finished_tasks(tmp_path, warm, sig, group
     assert {t["id"] for t in tasks if t["status"] == "done"} == {f.stem for f in kept}
 
 
-def test_workers_die_with_a_killed_parent(tmp_path, warm):
+def test_workers_die_with_a_killed_parent(tmp_path, warm, cli):
     """SIGKILL to the parent (no cleanup possible) in the middle of tasks: its workers die
     with it (and so the resource tracker they keep open)."""
     cfg = _write(tmp_path, SWEEP)
     out = tmp_path / "out"
-    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+    proc = cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
                 stderr=subprocess.DEVNULL)
     _wait_for(lambda: len(list((out / "tasks").glob("*.nc"))) == 2 or proc.poll() is not None,
               180, "the two quick tasks")
@@ -366,14 +378,14 @@ def _serial_results(tmp_path, text):
 
 
 @pytest.mark.slow
-def test_killed_worker_task_is_retried(tmp_path, warm):
+def test_killed_worker_task_is_retried(tmp_path, warm, cli):
     """SIGKILL one of two workers mid-sweep from outside: the run still exits 0, and
     results.nc equals an uninterrupted serial run's bitwise (the deterministic version,
     a worker killing itself, runs by default)."""
-    text = SHORT_SWEEP.format(T=3.0)
+    text = SHORT_SWEEP.format(T=20.0)
     cfg = _write(tmp_path, text)
     out = tmp_path / "out"
-    proc = _cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
+    proc = cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
                 stderr=subprocess.PIPE, text=True)
     _wait_for(lambda: any((out / "tasks").glob("*.nc")) or proc.poll() is not None, 180,
               "the first task")
