@@ -489,4 +489,4 @@ def test_long_run_says_so_up_front(tmp_path, monkeypatch, capsys):
     # 20 particles × 5 steps × 2 replicas, and the engine's memory estimate
     size = engine.memory_bytes(parse_config(tomllib.loads(text)), 8, 1, 2)
     assert "a long run: 200 particle-steps (N = 20 × 5 steps × 2 replica(s))" in err
-    assert f"about {size / 1e9:.3g} GB of memory" in err
+    assert f"about {size / 1e6:.3g} MB of memory" in err

@@ -171,9 +171,9 @@ def _note_long_run(configs: list[Config]) -> None:
     what = (f"{len(configs)} tasks" if len(configs) > 1 else
             f"N = {c.run.N} × {make_schedule(c).n_total} steps × {c.run.seeds} replica(s)")
     each = " a task" if len(configs) > 1 else ""
-    print(f"meanfield: note: a long run: {steps:.3g} particle-steps ({what}), about "
-          f"{size / 1e9:.3g} GB of memory{each}; Ctrl-C stops it, keeping finished tasks",
-          file=sys.stderr)
+    mem = f"{size / 1e9:.3g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+    print(f"meanfield: note: a long run: {steps:.3g} particle-steps ({what}), about {mem} "
+          f"of memory{each}; Ctrl-C stops it, keeping finished tasks", file=sys.stderr)
 
 
 def _finished(path: Path, inputs: str) -> bool:
