@@ -181,9 +181,23 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
     _say(f"meanfield: warning: {message}")
 
 
-def _dispatch(args, os_error_hint) -> int:
+def _run(args) -> int:
+    """Run the command; an error raised on the way out of Ctrl-C / SIGTERM is that signal."""
     try:
         return args.func(args)
+    except Exception as err:
+        cause, seen = err.__context__, set()
+        while cause is not None and id(cause) not in seen:  # e.g. a lock left mid-release
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            seen.add(id(cause))
+            cause = cause.__context__
+        raise
+
+
+def _dispatch(args, os_error_hint) -> int:
+    try:
+        return _run(args)
     except ConfigError as err:
         _say(f"meanfield: error: {err}")
         return EXIT_INPUT

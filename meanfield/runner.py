@@ -23,6 +23,7 @@ numbers counter-based), so every executor gives bitwise-identical arrays.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -457,7 +458,7 @@ SCHEDULER_TIMEOUT = 10  # seconds to reach the Dask scheduler at --scheduler bef
 
 def _run_dask(fn, todo, workers, threads, scheduler, on_done):
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask is in the test and dask extras
         msg = "--executor dask needs dask.distributed: pip install 'meanfield[dask]'"
         raise ConfigError(msg) from None
@@ -479,12 +480,39 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
         [shared] = client.scatter([fn], broadcast=True, hash=False)
         futures = {client.submit(_execute, shared, to_toml(t.config), threads, pure=False): t
                    for t in todo}
-        for fut in as_completed(futures):
-            on_done(futures[fut], *fut.result())
+        pending = set(futures)
+        while pending:  # polled: a Ctrl-C inside Dask's condition waits breaks their locks
+            finished = {f for f in pending if f.done()}
+            pending -= finished
+            for fut in finished:
+                on_done(futures[fut], *fut.result())
+            if pending and not finished:
+                time.sleep(0.05)
+    except BaseException:
+        if cluster is not None:  # Ctrl-C, SIGTERM, a task's error: stop the local workers now
+            _kill_local_workers(cluster)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def _kill_local_workers(cluster) -> None:
+    """Kill a LocalCluster's worker processes (their tasks cannot be stopped) and quiet it.
+
+    Closing waits for running tasks, then the nannies kill workers still busy after 4 s,
+    with a log line each; this kills them at once and keeps Dask's logging to errors.
+    """
+    import logging
+    import signal
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- the runner

@@ -321,15 +321,19 @@ def test_signal_mid_segment_stops_within_a_second(tmp_path, warm, cli, sig):
     assert not (out / "trajectory.nc").exists()
 
 
-@pytest.mark.parametrize(("sig", "group"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
-def test_signal_to_process_sweep_keeps_finished_tasks(tmp_path, warm, cli, sig, group):
-    """--executor processes: Ctrl-C to the process group, or SIGTERM to the parent alone,
-    while two workers are in endless tasks: exit 130 / 143 within 2 s, one line, no worker
-    traceback, the two finished tasks kept and in manifest.json, no worker left."""
+@pytest.mark.parametrize(("executor", "sig", "group"), [
+    ("processes", signal.SIGINT, True), ("processes", signal.SIGTERM, False),
+    ("dask", signal.SIGINT, True)])
+def test_signal_to_sweep_keeps_finished_tasks(tmp_path, warm, cli, executor, sig, group):
+    """Ctrl-C to the process group, or SIGTERM to the parent alone, while two workers are
+    in endless tasks: exit 130 / 143 within 2 s, one line, no worker traceback or log, the
+    two finished tasks kept and in manifest.json, no worker left."""
+    if executor == "dask":
+        pytest.importorskip("distributed")
     cfg = _write(tmp_path, SWEEP)
     out = tmp_path / "out"
-    proc = cli("run", cfg, "--out", out, "--executor", "processes", "--workers", 2,
-                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = cli("run", cfg, "--out", out, "--executor", executor, "--workers", 2,
+               stderr=subprocess.PIPE, text=True, start_new_session=True)
     _wait_for(lambda: len(list((out / "tasks").glob("*.nc"))) == 2 or proc.poll() is not None,
               180, "the two quick tasks")
     assert proc.poll() is None
@@ -460,6 +464,29 @@ def test_blind_break_twice_gives_up():
     runner._blame([], {1: Dead()}, Path("/nonexistent"), strikes, blind)
     with pytest.raises(EnvironmentFailure, match="keep dying"):
         runner._blame([], {2: Dead()}, Path("/nonexistent"), strikes, blind)
+
+
+def test_error_while_unwinding_an_interrupt_is_the_interrupt(tmp_path, monkeypatch, capsys):
+    """A cleanup error raised on the way out of Ctrl-C (a lock broken by the interrupt)
+    still exits 130 with the interrupt's line; the same error alone is an internal error."""
+    broken = "cannot release un-acquired lock"
+
+    def interrupted(*args, **kw):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise RuntimeError(broken)
+
+    def failing(*args, **kw):
+        raise RuntimeError(broken)
+
+    cfg = _write(tmp_path, "[run]\nN = 10\n")
+    monkeypatch.setattr(run_study, "run_simulation", interrupted)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "a")]) == 130
+    assert capsys.readouterr().err.startswith("meanfield: interrupted")
+    monkeypatch.setattr(run_study, "run_simulation", failing)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "b")]) == 1
+    assert "internal error" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- dask, long runs
