@@ -475,6 +475,9 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
                    f"{SCHEDULER_TIMEOUT} s ({type(err).__name__}); start it (dask scheduler) "
                    "or fix --scheduler, or use --executor processes")
             raise EnvironmentFailure(msg) from None
+    import logging
+
+    log, level = logging.getLogger("distributed"), None
     try:
         # one copy of the task function per worker, reused by its tasks (see _WorkerTask)
         [shared] = client.scatter([fn], broadcast=True, hash=False)
@@ -490,24 +493,25 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
                 time.sleep(0.05)
     except BaseException:
         if cluster is not None:  # Ctrl-C, SIGTERM, a task's error: stop the local workers now
+            level = log.level
+            log.setLevel(logging.CRITICAL)  # the nannies would log each killed worker
             _kill_local_workers(cluster)
         raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        if level is not None:
+            log.setLevel(level)
 
 
 def _kill_local_workers(cluster) -> None:
-    """Kill a LocalCluster's worker processes (their tasks cannot be stopped) and quiet it.
+    """Kill a LocalCluster's worker processes at once (their running tasks cannot stop).
 
-    Closing waits for running tasks, then the nannies kill workers still busy after 4 s,
-    with a log line each; this kills them at once and keeps Dask's logging to errors.
+    Closing would wait for them, then the nannies kill workers still busy after 4 s.
     """
-    import logging
     import signal
 
-    logging.getLogger("distributed").setLevel(logging.CRITICAL)
     for nanny in list(getattr(cluster, "workers", {}).values()):
         pid = getattr(getattr(nanny, "process", None), "pid", None)
         if pid:
