@@ -395,7 +395,7 @@ def _pool_round(fn, tasks, workers, threads, marks, done):
                                    initargs=(fn, os.getpid(), marks))
         futures = {pool.submit(_WorkerTask.execute, to_toml(t.config), threads, t.id): t
                    for t in tasks}
-    procs = dict(pool._processes)  # pid -> Process (all started by the submits)
+    procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process (started by submit)
     broken = False
     try:
         pending = set(futures)
