@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 
-from .errors import ConfigError, EnvironmentFailure, NumericalError
+from .errors import ConfigError, EnvironmentFailure, NumericalError, Terminated
 
 EXIT_OK, EXIT_ERROR, EXIT_INPUT, EXIT_NUMERIC, EXIT_INTERRUPT = 0, 1, 2, 3, 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
 def _config(args):
@@ -142,10 +145,12 @@ def _say(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
-    0 ok; 2 invalid input; 3 numerical failure; 130 interrupted; 1 anything else (the
-    environment: a directory that cannot be written, a full disk, memory, a worker or a
-    scheduler).  Every failure prints one line on stderr; set ``MEANFIELD_DEBUG=1`` to
-    see the traceback of an unexpected error.
+    0 ok; 2 invalid input; 3 numerical failure; 130 interrupted (Ctrl-C); 143 terminated
+    (SIGTERM, what a cluster scheduler sends); 1 anything else (the environment: a
+    directory that cannot be written, a full disk, memory, a worker or a scheduler).
+    Every failure prints one line on stderr; set ``MEANFIELD_DEBUG=1`` to see the
+    traceback of an unexpected error.  SIGTERM unwinds like Ctrl-C (``Terminated``):
+    finished tasks are kept and the manifest written.
     """
     from .outdir import os_error_hint
 
@@ -154,24 +159,55 @@ def main(argv: list[str] | None = None) -> int:
 
     # a warning is one line too; NumPy's floating-point warnings on the way to a numerical
     # failure are not raised (the failure itself is reported, naming where)
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.showwarning = _warning_line
-        return _dispatch(args, os_error_hint)
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.showwarning = _warning_line
+            return _dispatch(args, os_error_hint)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _on_sigterm(signum, frame):
+    """SIGTERM handler: unwind like Ctrl-C (finished tasks kept, manifest written)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the cleanup finish
+    raise Terminated
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
     _say(f"meanfield: warning: {message}")
 
 
-def _dispatch(args, os_error_hint) -> int:
+def _run(args) -> int:
+    """Run the command; an error raised on the way out of Ctrl-C / SIGTERM is that signal."""
     try:
         return args.func(args)
+    except Exception as err:
+        cause, seen = err.__context__, set()
+        while cause is not None and id(cause) not in seen:  # e.g. a lock left mid-release
+            if isinstance(cause, KeyboardInterrupt):
+                raise cause from None
+            seen.add(id(cause))
+            cause = cause.__context__
+        raise
+
+
+def _dispatch(args, os_error_hint) -> int:
+    try:
+        return _run(args)
     except ConfigError as err:
         _say(f"meanfield: error: {err}")
         return EXIT_INPUT
     except NumericalError as err:
         _say(f"meanfield: numerical failure: {err}")
         return EXIT_NUMERIC
+    except Terminated:
+        _say("meanfield: terminated (SIGTERM); finished work is kept, rerun the same command "
+             "to resume")
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         _say("meanfield: interrupted; finished work is kept, rerun the same command to resume")
         return EXIT_INTERRUPT

@@ -39,6 +39,14 @@ from .schedule import Schedule, make_schedule
 BLOCK_PATH_MIN = 16 * BLOCK  # one replica with N ≥ this runs its blocks in parallel,
 BLOCK_WORK_MIN = 1 << 17  # and so does one whose step does N·A·D ≥ this over ≥ 2 blocks
 STORE_MAX = 1 << 23  # most activations kept between forward and backward pass (64 MiB in f64)
+# Most work one compiled call does, in particle · atom · parameter units (twins counted):
+# a snapshot segment runs as several calls within this budget, and Python sees signals
+# (Ctrl-C, SIGTERM) between calls.  Measured on 2 cores (AMD EPYC, another process busy):
+# 1.3–6 ns a unit, so a call takes 20–100 ms (``call_steps``).  A call is at least one
+# step however big (N = 10⁶ at 64 atoms: ≈ 1 s a step).  No number depends on it.
+CALL_WORK = 1 << 24
+CALL_PAD_N, CALL_PAD_A = 64, 8  # a step costs as if N ≥ 64 and A + 8 atoms (fixed costs)
+LONG_RUN = 10**9  # particle-steps (N · steps · replicas) from which a run says so up front
 _MODES = {"sgd": _SGD, "sde": _SDE, "ode": _ODE}
 
 
@@ -224,6 +232,17 @@ def memory_bytes(config, J: int, C: int, D: int, **kwargs) -> int:
     return sum(memory_parts(config, J, C, D, **kwargs).values())
 
 
+def call_steps(R: int, N: int, A: int, D: int, *, coupled: bool = False) -> int:
+    """Return how many steps one compiled call runs: as many as fit in ``CALL_WORK``.
+
+    A step of R replicas of N particles with D parameters at A atoms does R·N·(A + 8)·D
+    units of work, N counted as at least 64 (``CALL_PAD_N``, ``CALL_PAD_A``: the costs of
+    a particle and a replica that do not grow with the atoms), twice that with limit twins.
+    """
+    per_step = (R * max(N, CALL_PAD_N) * (A + CALL_PAD_A) * D * (2 if coupled else 1))
+    return max(1, CALL_WORK // per_step)
+
+
 def _mean_field(Wt, X, model):
     """Mean field u (J, C) of particles Wt (D, N) by the blocked sum; None if not finite."""
     nblocks = (Wt.shape[1] + BLOCK - 1) // BLOCK
@@ -255,7 +274,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     save_weights : bool
         Keep the particles at every snapshot (memory R·S·N·D).
     progress : bool
-        Show a tqdm bar over snapshots.
+        Show a tqdm bar over steps (with an ETA).
     limit : meanfield.limit.Limit, optional
         Couple every particle with a limit twin W^{k,⋆} (same W^k_0, same noise draws g^k_j)
         driven by the limit's mean field u_t, inside the same compiled loop (THEORY.md §5):
@@ -308,9 +327,9 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     # (digits-size sgd reaches it at N = 10³, toy sgd at N ≈ 6600)
     blocks = R == 1 and (N >= BLOCK_PATH_MIN or (N > BLOCK and N * A * D >= BLOCK_WORK_MIN))
     seg_max = int(np.max(np.diff(sched.snapshot_steps), initial=0))
-    scr = _scratch(R, N, A, J, C, D, dtype, blocks, seg_max if record_u else 0, limit,
-                   twin_noise=d.mode == "sde" and s.beta == 1.0,
-                   chunks=chunks)
+    per_call = call_steps(R, N, A, D, coupled=limit is not None)
+    scr = _scratch(R, N, A, J, C, D, dtype, blocks, min(seg_max, per_call) if record_u else 0,
+                   limit, twin_noise=d.mode == "sde" and s.beta == 1.0, chunks=chunks)
     if limit is not None:
         scr.Ws[...] = Wt  # the twins start at W_0
     status = np.full(R, -1, np.int64)
@@ -351,33 +370,41 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
             u_steps[:, -1] = out_u[:, si]
 
     record(0)
-    segments = range(1, S)
-    if progress:
-        from tqdm import tqdm
-
-        segments = tqdm(segments, desc=f"N={N}", unit="snap", leave=False)
     sampler = noise_sampler(config, model, coupled=limit is not None)
     pb = Problem(X=X, Y=Y, p=p, pcum=pcum.astype(dtype), uniform=data.uniform,
                  layers=model.layers, act=model.activation, loss=model.loss, l2=model.l2,
                  mode=mode, sampler=sampler, sampling=int(d.sampling == "epochs"), M=M,
                  dt=sched.dt, ns=ns, alpha=s.alpha)
-    for si in segments:
-        n0 = int(sched.snapshot_steps[si - 1])
-        nsteps = int(sched.snapshot_steps[si]) - n0
-        if nsteps > 0:
-            if blocks:
-                _advance_blocks(Wt[0], keys[0], pb, n0, nsteps, scr, status)
-            else:
-                _advance_replicas(Wt, keys, pb, n0, nsteps, scr, status)
-            if record_u:
-                u_steps[:, n0:n0 + nsteps] = scr.u_hist[:, :nsteps]
-        bad = np.flatnonzero(status >= 0)
-        if bad.size:
-            r, n = int(bad[0]), int(status[bad[0]])
-            msg = (f"replica {r}: mean field non-finite or beyond {BLOWUP:g} at step {n} "
-                   f"(t = {n * sched.dt:.6g}); reduce schedule.gamma or dynamics.dt_factor")
-            raise NumericalError(msg)
-        record(si)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(sched.n_total), desc=f"N={N}", unit="step", unit_scale=True,
+                   leave=False)
+    try:
+        for si in range(1, S):
+            n1 = int(sched.snapshot_steps[si])
+            for n0 in range(int(sched.snapshot_steps[si - 1]), n1, per_call):
+                nsteps = min(per_call, n1 - n0)
+                if blocks:
+                    _advance_blocks(Wt[0], keys[0], pb, n0, nsteps, scr, status)
+                else:
+                    _advance_replicas(Wt, keys, pb, n0, nsteps, scr, status)
+                if record_u:
+                    u_steps[:, n0:n0 + nsteps] = scr.u_hist[:, :nsteps]
+                bad = np.flatnonzero(status >= 0)
+                if bad.size:
+                    r, n = int(bad[0]), int(status[bad[0]])
+                    msg = (f"replica {r}: mean field non-finite or beyond {BLOWUP:g} at step "
+                           f"{n} (t = {n * sched.dt:.6g}); reduce schedule.gamma or "
+                           "dynamics.dt_factor")
+                    raise NumericalError(msg)
+                if bar is not None:
+                    bar.update(nsteps)
+            record(si)
+    finally:
+        if bar is not None:
+            bar.close()
     cls = data.labels is not None
     coupled = limit is not None
     return Trajectory(

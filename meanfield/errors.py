@@ -22,3 +22,11 @@ class EnvironmentFailure(RuntimeError):
     A directory that cannot be written, a full disk, a memory limit, an unreachable
     scheduler, a killed worker; the message says what to do.
     """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what a cluster scheduler sends), raised by the CLI's handler (exit code 143).
+
+    A :class:`KeyboardInterrupt`, so it unwinds the same way: finished tasks are kept and
+    the runner writes ``manifest.json`` on its way out.
+    """

@@ -23,6 +23,7 @@ numbers counter-based), so every executor gives bitwise-identical arrays.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -256,43 +257,217 @@ class _WorkerTask:
 
     A task such as ``partial(rate_task, limits=LimitCache())`` carries a cache; sent with
     every task, each task would get an empty copy.  The pool's initializer installs one
-    copy per worker instead, and each task calls that copy.
+    copy per worker instead, and each task calls that copy.  Each worker notes the task it
+    runs in a file named by its pid in ``marks``, so that the parent can tell which task
+    a worker that died was running.
     """
 
     fn: TaskFunction | None = None
+    marks: str | None = None
 
     @classmethod
-    def install(cls, fn: TaskFunction) -> None:
-        """Pool initializer: keep this worker's copy of the task function."""
-        cls.fn = fn
+    def install(cls, fn: TaskFunction, parent: int | None = None,
+                marks: str | None = None) -> None:
+        """Pool initializer: keep this worker's copy of the task function.
+
+        The worker leaves Ctrl-C to the parent (which stops it), and dies with the parent
+        (``_die_with_parent``).
+        """
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if parent is not None:
+            _die_with_parent(parent)
+        cls.fn, cls.marks = fn, marks
 
     @classmethod
-    def execute(cls, toml_text: str, threads: int) -> tuple[bytes, dict]:
+    def execute(cls, toml_text: str, threads: int, key: str = "") -> tuple[bytes, dict]:
         """Run the installed task function on one config (``_execute``)."""
-        return _execute(cls.fn, toml_text, threads)
+        mark = Path(cls.marks, str(os.getpid())) if cls.marks else None
+        if mark is not None:
+            mark.write_text(key)
+        result = _execute(cls.fn, toml_text, threads)
+        if mark is not None:
+            mark.write_text("")
+        return result
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux; elsewhere a check)."""
+    import contextlib
+    import signal
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):  # no prctl in this libc
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _sigint_blocked():
+    """Context: SIGINT held back in this thread (delivered when it ends; not on Windows).
+
+    Processes started inside inherit the mask, so Ctrl-C to the process group never
+    reaches a worker, not even while it starts up.
+    """
+    import contextlib
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - Windows
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def blocked():
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    return blocked()
+
+
+def _describe(task: Task) -> str:
+    values = ", ".join(f"{k} = {_plain(v)}" for k, v in task.values.items())
+    return f"the task {values}" if values else "the task"
+
+
+def _exit_code(code: int | None) -> str:
+    import signal
+
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"{name}, out of memory?" if name == "SIGKILL" else name
 
 
 def _run_processes(fn, todo, workers, threads, on_done):
+    """Run ``todo`` on a pool of worker processes; a task whose worker dies runs once more.
+
+    When a worker dies (killed, out of memory, crashed), the pool breaks: the tasks not
+    finished go to a fresh pool.  A task that was running in a dying worker twice is
+    given up; the others run on, then ``EnvironmentFailure`` names it.  On any other exit but
+    success the workers are killed at once; they also die with this process, and ignore
+    Ctrl-C (this process handles it).
+    """
+    import shutil
+    import tempfile
+
+    marks = Path(tempfile.mkdtemp(prefix="meanfield-workers-"))
+    runs = dict.fromkeys((t.id for t in todo), 0)  # task id -> pools it was sent to
+    finished, strikes, blind, failed = set(), {}, [], []
+
+    def done(t, blob, info):
+        on_done(t, blob, {**info, "runs": runs[t.id]} if runs[t.id] > 1 else info)
+        finished.add(t.id)
+
+    remaining = list(todo)
+    try:
+        while remaining:
+            for t in remaining:
+                runs[t.id] += 1
+            procs = _pool_round(fn, remaining, workers, threads, str(marks), done)
+            remaining = [t for t in remaining if t.id not in finished]
+            if procs is not None:  # the pool broke
+                failed += _blame(remaining, procs, marks, strikes, blind)
+                given_up = {t.id for t, _ in failed}
+                remaining = [t for t in remaining if t.id not in given_up]
+    finally:
+        shutil.rmtree(marks, ignore_errors=True)
+    if failed:
+        (task, code), more = failed[0], len(failed) - 1
+        msg = (f"{_describe(task)} killed its worker process twice ({_exit_code(code)})"
+               + (f", and {more} other task(s) did too" if more else "")
+               + "; run it alone with --executor serial to see why, or give it more memory")
+        raise EnvironmentFailure(msg)
+
+
+def _pool_round(fn, tasks, workers, threads, marks, done):
+    """Run ``tasks`` on a fresh pool until all are done (return None) or it breaks.
+
+    On a break return the pool's {pid: Process}, every worker stopped, after passing on
+    the results that had arrived.
+    """
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_WorkerTask.install, initargs=(fn,))
+    with _sigint_blocked():
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
+                                   mp_context=mp.get_context("spawn"),
+                                   initializer=_WorkerTask.install,
+                                   initargs=(fn, os.getpid(), marks))
+        futures = {pool.submit(_WorkerTask.execute, to_toml(t.config), threads, t.id): t
+                   for t in tasks}
+    procs = dict(getattr(pool, "_processes", None) or {})  # pid -> Process (started by submit)
+    broken = False
     try:
-        futures = {pool.submit(_WorkerTask.execute, to_toml(t.config), threads): t
-                   for t in todo}
         pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                on_done(futures[fut], *fut.result())
-    finally:
+        while pending and not broken:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    broken = True
+                else:
+                    done(futures[fut], *fut.result())
+    except BaseException:  # Ctrl-C, SIGTERM, a task's error: stop every worker now
+        for proc in procs.values():
+            proc.kill()
+        for proc in procs.values():
+            proc.join(1)
         pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)  # after a break, the pool stops (terminates) every worker
+    if not broken:
+        return None
+    for fut in pending:  # results that arrived with the break
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            done(futures[fut], *fut.result())
+    return procs
+
+
+def _blame(remaining, procs, marks, strikes, blind) -> list:
+    """After a broken pool: count a strike against each task a dead worker was running.
+
+    Workers the pool stopped itself end by SIGTERM; one that died first ended otherwise
+    (SIGKILL, a crash, an exit).  Return [(task, exit code)] of the tasks at two strikes;
+    two deaths no task can be blamed for stop the run (``EnvironmentFailure``).
+    """
+    import signal
+
+    by_id = {t.id: t for t in remaining}
+    out, blamed = [], False
+    for pid, proc in procs.items():
+        mark = marks / str(pid)
+        key = mark.read_text() if mark.exists() else ""
+        if proc.exitcode == -signal.SIGTERM or key not in by_id:
+            continue
+        blamed = True
+        strikes[key] = strikes.get(key, 0) + 1
+        if strikes[key] >= 2:
+            out.append((by_id[key], proc.exitcode))
+    if not blamed:
+        blind.append([p.exitcode for p in procs.values()])
+        if len(blind) >= 2:
+            codes = ", ".join(sorted({_exit_code(c) for b in blind for c in b
+                                      if c != -signal.SIGTERM} or {"SIGTERM"}))
+            msg = (f"worker processes keep dying ({codes}); run with --executor serial to "
+                   "see why")
+            raise EnvironmentFailure(msg)
+    return out
+
+
+SCHEDULER_TIMEOUT = 10  # seconds to reach the Dask scheduler at --scheduler before giving up
 
 
 def _run_dask(fn, todo, workers, threads, scheduler, on_done):
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - dask is in the test and dask extras
         msg = "--executor dask needs dask.distributed: pip install 'meanfield[dask]'"
         raise ConfigError(msg) from None
@@ -302,18 +477,55 @@ def _run_dask(fn, todo, workers, threads, scheduler, on_done):
                                dashboard_address=None)
         client = Client(cluster)
     else:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except OSError as err:  # TimeoutError included: refused, unreachable, no answer
+            msg = (f"cannot reach the Dask scheduler at {scheduler} within "
+                   f"{SCHEDULER_TIMEOUT} s ({type(err).__name__}); start it (dask scheduler) "
+                   "or fix --scheduler, or use --executor processes")
+            raise EnvironmentFailure(msg) from None
+    import logging
+
+    log, level = logging.getLogger("distributed"), None
     try:
         # one copy of the task function per worker, reused by its tasks (see _WorkerTask)
         [shared] = client.scatter([fn], broadcast=True, hash=False)
         futures = {client.submit(_execute, shared, to_toml(t.config), threads, pure=False): t
                    for t in todo}
-        for fut in as_completed(futures):
-            on_done(futures[fut], *fut.result())
+        pending = set(futures)
+        while pending:  # polled: a Ctrl-C inside Dask's condition waits breaks their locks
+            finished = {f for f in pending if f.done()}
+            pending -= finished
+            for fut in finished:
+                on_done(futures[fut], *fut.result())
+            if pending and not finished:
+                time.sleep(0.05)
+    except BaseException:
+        if cluster is not None:  # Ctrl-C, SIGTERM, a task's error: stop the local workers now
+            level = log.level
+            log.setLevel(logging.CRITICAL)  # the nannies would log each killed worker
+            _kill_local_workers(cluster)
+        raise
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+        if level is not None:
+            log.setLevel(level)
+
+
+def _kill_local_workers(cluster) -> None:
+    """Kill a LocalCluster's worker processes at once (their running tasks cannot stop).
+
+    Closing would wait for them, then the nannies kill workers still busy after 4 s.
+    """
+    import signal
+
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        pid = getattr(getattr(nanny, "process", None), "pid", None)
+        if pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------- the runner

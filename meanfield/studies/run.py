@@ -19,11 +19,12 @@ import numpy as np
 
 from ..config import Config
 from ..data import make_data
-from ..engine import simulate
+from ..engine import LONG_RUN, memory_bytes, simulate
 from ..errors import ConfigError
 from ..init import replica_streams
 from ..limit import check_coupling, solve_limit
 from ..model import make_model
+from ..schedule import make_schedule
 from .preflight import check_inputs
 
 if TYPE_CHECKING:  # xarray is imported where it is used: `import meanfield` stays quick
@@ -117,6 +118,7 @@ def run_simulation(config: Config, out: str | os.PathLike, *, couple: bool = Fal
     tasks = expand(config)
     with claim(out, config, command="run", fresh=fresh, wait=wait):
         if config.sweep:
+            _note_long_run([t.config for t in tasks])
             start = time.perf_counter()
             res = run_sweep(config, out, couple_task if couple else run_task,
                             command="couple" if couple else "run", executor=executor,
@@ -134,6 +136,7 @@ def _single_run(config: Config, out: Path, inputs: str, couple: bool,
 
     if _finished(out / "trajectory.nc", inputs):
         return RunOutcome(out, complete_before=True)
+    _note_long_run([config])
     progress = sys.stderr.isatty() if progress is None else progress
     data = make_data(config)
     model = make_model(config, data)
@@ -156,6 +159,25 @@ def _single_run(config: Config, out: Path, inputs: str, couple: bool,
         dt=traj.schedule.dt, n_steps=int(traj.schedule.n_total), data=data.name),
         out / "manifest.json")
     return RunOutcome(out, seconds, trajectory=traj, limit=limit)
+
+
+def _note_long_run(configs: list[Config]) -> None:
+    """Say on stderr, in one line, how big a run of more than ``LONG_RUN`` particle-steps is."""
+    steps = sum(c.run.N * make_schedule(c).n_total * c.run.seeds for c in configs)
+    if steps < LONG_RUN:
+        return
+    size = 0  # memory of the largest task (engine's estimate)
+    for c in configs:
+        data = make_data(c)
+        model = make_model(c, data)
+        size = max(size, memory_bytes(c, data.x.shape[0], model.outputs, model.dim))
+    c = configs[0]
+    what = (f"{len(configs)} tasks" if len(configs) > 1 else
+            f"N = {c.run.N} × {make_schedule(c).n_total} steps × {c.run.seeds} replica(s)")
+    each = " a task" if len(configs) > 1 else ""
+    mem = f"{size / 1e9:.3g} GB" if size >= 1e9 else f"{size / 1e6:.3g} MB"
+    print(f"meanfield: note: a long run: {steps:.3g} particle-steps ({what}), about {mem} "
+          f"of memory{each}; Ctrl-C stops it, keeping finished tasks", file=sys.stderr)
 
 
 def _finished(path: Path, inputs: str) -> bool:
