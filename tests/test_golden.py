@@ -5,15 +5,23 @@ POT elsewhere): these pin the exact bits, so that a refactor can prove it moved 
 A change that is meant to move bits updates these digests in the same commit and says why
 in the message (cached task results keyed by the old bits must then be invalidated too).
 
-Regenerate (after an intended change): ``python tests/test_golden.py``.
+The table records the ``meanfield._version.RESULTS_FORMAT`` it belongs to
+(``GOLDEN_FORMAT``), and a test asserts the two are equal, so new digests come with the
+bump that keeps cached results of the old bits apart.
+
+Regenerate (after an intended change): bump RESULTS_FORMAT, then
+``python tests/test_golden.py`` prints ``GOLDEN_FORMAT`` and the ``GOLDEN`` table to paste
+here; it refuses (exit status 1) when digests changed but RESULTS_FORMAT was not bumped.
 """
 
 import hashlib
+import sys
 
 import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield._version import RESULTS_FORMAT
 
 TOY = {"data": {"kind": "teacher", "n": 24, "seed": 3}}
 
@@ -112,6 +120,7 @@ def digests(name):
     return out
 
 
+GOLDEN_FORMAT = 1  # the RESULTS_FORMAT whose bits GOLDEN pins
 GOLDEN = {
     "sgd_tanh_both_f64_r1": {"W": "798f3bc8321dd8fdfb25", "u": "7825ad47d8c781b0ad98"},
     "sgd_tanh_both_f32_r3": {"W": "48e470be709cdb7cf956", "u": "1b00927efe7ad55672ae"},
@@ -135,11 +144,32 @@ GOLDEN = {
 }
 
 
+def test_golden_table_belongs_to_this_results_format():
+    assert GOLDEN_FORMAT == RESULTS_FORMAT, (
+        "the golden digests and meanfield._version.RESULTS_FORMAT change together")
+    assert sorted(GOLDEN) == sorted(CASES)
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_golden_digest(name):
     assert digests(name) == GOLDEN[name]
 
 
-if __name__ == "__main__":
+def _regenerate():
+    """Print the table for this RESULTS_FORMAT; return 1 if bits moved without a bump."""
+    print(f"GOLDEN_FORMAT = {RESULTS_FORMAT}  # the RESULTS_FORMAT whose bits GOLDEN pins")
+    moved = []
     for case in CASES:
-        print(f"    {case!r}: {digests(case)!r},", flush=True)
+        d = digests(case)
+        if d != GOLDEN.get(case):
+            moved.append(case)
+        print(f"    {case!r}: {d!r},", flush=True)
+    if moved and RESULTS_FORMAT == GOLDEN_FORMAT:
+        print(f"error: bits moved ({', '.join(moved)}) but RESULTS_FORMAT is still "
+              f"{RESULTS_FORMAT}: bump it in meanfield/_version.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_regenerate())
