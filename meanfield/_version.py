@@ -8,4 +8,4 @@ finished work, and an engine change that moves bits never mixes with older resul
 
 __version__ = "0.1.0"
 
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2

@@ -10,11 +10,11 @@ One step for all neurons k (THEORY.md §2–3), with ω_n = ω(n dt):
   draws the same law as Σ^{1/2}(W^k, ν^N) ξ^k with 2 normals ξ^k (``noise_sampler``);
 - ``ode``:  the sde step without noise.
 
-All randomness inside the kernels comes from a counter-based generator: a draw is a hash
-of (replica key, step, particle, atom), so results do not depend on thread count or
-scheduling, and any draw can be recomputed (``noise_draws``, ``batch_draws``).  Sums over
-neurons are taken in fixed blocks of ``BLOCK`` neurons, added in block order: the same
-arithmetic whether blocks run on one thread or many.
+All randomness inside the kernels comes from a counter-based generator (Philox4x32-10 under
+the replica key, the counter made of step, stream kind, particle and atom), so results do
+not depend on thread count or scheduling, and any draw can be recomputed (``noise_draws``,
+``batch_draws``).  Sums over neurons are taken in fixed blocks of ``BLOCK`` neurons, added
+in block order: the same arithmetic whether blocks run on one thread or many.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from ._kernels.forward import _mean_field_kernel
 from ._kernels.jit import _ATOMS, _BOTH, _ODE, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE
-from ._kernels.rng import _draw_batch, _fill_normals, _subkey
+from ._kernels.rng import _draw_batch, _noise_rows
 from ._kernels.step import BLOWUP, _advance_blocks, _advance_replicas
 from .data import DataLaw, make_data
 from .errors import ConfigError, NumericalError
@@ -441,13 +441,12 @@ def noise_draws(key: int, step: int, N: int, J: int) -> np.ndarray:
     """Return the (N, J) standard normals g^k_j that step ``step`` uses (independent noise).
 
     Row 0 is also the shared-noise draw of that step.  With J = 2 these are the ξ^k that
-    the Σ^{1/2} sampler multiplies (``noise_sampler``).
+    the Σ^{1/2} sampler multiplies (``noise_sampler``).  Row k is Box–Muller of the
+    Philox4x32-10 blocks k⌈J/4⌉ … k⌈J/4⌉ + ⌈J/4⌉ − 1 of the step's noise stream under
+    the replica key (the layout in ``meanfield._kernels.rng``), four normals a block.
     """
-    k = np.uint64(_subkey(np.uint64(key), step))  # from Python the jitted helper returns int
     out = np.empty((N, J))
-    ones = np.ones(J)
-    for row in range(N):
-        _fill_normals(k, row, out[row], ones)
+    _noise_rows(np.uint64(key), step, out)
     return out
 
 

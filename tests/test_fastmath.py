@@ -16,7 +16,7 @@ from scipy import stats
 
 from meanfield import model as models
 from meanfield._kernels.fastmath import _log, _sincos, _tanh
-from meanfield._kernels.rng import _normal_pair, _subkey
+from meanfield._kernels.rng import _normal_pair, _particle_pair, _particle_quad, _stream
 from meanfield.engine import noise_draws
 
 
@@ -39,12 +39,25 @@ def _apply_sincos(x, s, c):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _engine_order_normals(key, N, J, out):
-    """The draws in the engine's order (loop over neurons innermost, as _update_block)."""
-    half = (J + 1) // 2
-    for m in range(half):
+def _apply_normal_pair(b, out):
+    for i in range(b.shape[0]):
+        out[i, 0], out[i, 1] = _normal_pair(b[i])
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _engine_order_normals(key, step, N, J, out):
+    """The draws in the engine's order (loop over neurons innermost, as _update_block):
+    whole blocks of 4 atoms by ``_particle_quad``, the last partial one by pairs."""
+    s = _stream(key, 0, step)
+    nq = (J + 3) // 4
+    for q in range(J // 4):
         for k in range(N):
-            z0, z1 = _normal_pair(key, k * half + m)
+            z0, z1, z2, z3 = _particle_quad(s, k, nq, q)
+            out[k, 4 * q], out[k, 4 * q + 1], out[k, 4 * q + 2], out[k, 4 * q + 3] = (
+                z0, z1, z2, z3)
+    for m in range(2 * (J // 4), (J + 1) // 2):
+        for k in range(N):
+            z0, z1 = _particle_pair(s, k, nq, m)
             out[k, 2 * m] = z0
             if 2 * m + 1 < J:
                 out[k, 2 * m + 1] = z1
@@ -115,41 +128,37 @@ def test_sincos_absolute_error():
     assert np.all(s[np.abs(t) < 1e-150] == t[np.abs(t) < 1e-150])
 
 
-def _splitmix_reference(key, idx):
-    """SplitMix64 output idx of the stream started at key, in NumPy uint64 arithmetic."""
-    with np.errstate(over="ignore"):
-        z = np.uint64(key) + (idx.astype(np.uint64) + np.uint64(1)) * np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-def test_normals_match_exact_box_muller_on_the_same_bits():
-    # Independent reference: rebuild each pair's 64 bits in NumPy and apply Box–Muller with
-    # np.log, np.sqrt, np.cos, np.sin: r = (−2 log u₁)^{1/2}, u₁ = (h + ½) 2⁻³² from the high
-    # 32 bits, φ = θ + q π/2, θ = ((l + ½) 2⁻³⁰ − ½) π/2 from the low 30, q from bits 30–31.
-    key, step, N, J = 0x0DDB_A11_CAFE_F00D, 5, 4001, 10
-    z = noise_draws(key, step, N, J)
-    half = J // 2
-    idx = np.arange(N * half, dtype=np.uint64)  # pair m of neuron k is draw k·half + m
-    b = _splitmix_reference(_subkey(np.uint64(key), step), idx)
+def test_normal_pair_matches_exact_box_muller_on_the_same_bits():
+    # Independent reference: Box–Muller of the same 64-bit words with np.log, np.sqrt,
+    # np.cos, np.sin: r = (−2 log u₁)^{1/2}, u₁ = (h + ½) 2⁻³² from the high 32 bits,
+    # φ = θ + q π/2, θ = ((l + ½) 2⁻³⁰ − ½) π/2 from the low 30, q from bits 30–31.
+    # Words: random ones, and the extremes of u₁ and θ in every quadrant.
+    rng = np.random.default_rng(4)
+    edge = np.array([(h << 32) | (q << 30) | lo for h in (0, 1, 2**31, 2**32 - 1)
+                     for q in range(4) for lo in (0, 1, 2**29, 2**30 - 1)], dtype=np.uint64)
+    b = np.concatenate([rng.integers(0, 2**64, 400_000, dtype=np.uint64, endpoint=False),
+                        edge])
+    z = np.empty((b.size, 2))
+    _apply_normal_pair(b, z)
     u1 = ((b >> np.uint64(32)).astype(np.float64) + 0.5) * 2.0**-32
     low = (b & np.uint64((1 << 30) - 1)).astype(np.float64)
     q = ((b >> np.uint64(30)) & np.uint64(3)).astype(np.float64)
     phi = ((low + 0.5) * 2.0**-30 - 0.5) * (math.pi / 2) + q * (math.pi / 2)
     r = np.sqrt(-2.0 * np.log(u1))
-    want = np.stack([r * np.cos(phi), r * np.sin(phi)], axis=1).reshape(N, J)
+    want = np.stack([r * np.cos(phi), r * np.sin(phi)], axis=1)
     err = np.abs(z - want) / (1.0 + np.abs(want))
     assert err.max() <= 2e-8, err.max()
 
 
-def test_noise_draws_are_the_engine_order_draws():
-    # noise_draws fills row by row with scalar calls; the engine calls _normal_pair in a
-    # loop over neurons that vectorises: the numbers must be bitwise the same.
-    key, step, N, J = 0x1234_5678_9ABC_DEF0, 17, 1031, 9
+@pytest.mark.parametrize("J", [1, 2, 3, 4, 6, 9, 12])
+def test_noise_draws_are_the_engine_order_draws(J):
+    # noise_draws fills row by row with scalar calls; the engine calls _particle_quad and
+    # _particle_pair in loops over neurons that vectorise: the numbers must be bitwise
+    # the same.
+    key, step, N = 0x1234_5678_9ABC_DEF0, 17, 1031
     want = noise_draws(key, step, N, J)
     got = np.empty((N, J))
-    _engine_order_normals(np.uint64(_subkey(np.uint64(key), step)), N, J, got)
+    _engine_order_normals(np.uint64(key), step, N, J, got)
     np.testing.assert_array_equal(got, want)
 
 

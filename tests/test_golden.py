@@ -5,15 +5,23 @@ POT elsewhere): these pin the exact bits, so that a refactor can prove it moved 
 A change that is meant to move bits updates these digests in the same commit and says why
 in the message (cached task results keyed by the old bits must then be invalidated too).
 
-Regenerate (after an intended change): ``python tests/test_golden.py``.
+The table records the ``meanfield._version.RESULTS_FORMAT`` it belongs to
+(``GOLDEN_FORMAT``), and a test asserts the two are equal, so new digests come with the
+bump that keeps cached results of the old bits apart.
+
+Regenerate (after an intended change): bump RESULTS_FORMAT, then
+``python tests/test_golden.py`` prints ``GOLDEN_FORMAT`` and the ``GOLDEN`` table to paste
+here; it refuses (exit status 1) when digests changed but RESULTS_FORMAT was not bumped.
 """
 
 import hashlib
+import sys
 
 import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield._version import RESULTS_FORMAT
 
 TOY = {"data": {"kind": "teacher", "n": 24, "seed": 3}}
 
@@ -112,27 +120,33 @@ def digests(name):
     return out
 
 
+GOLDEN_FORMAT = 2  # the RESULTS_FORMAT whose bits GOLDEN pins
 GOLDEN = {
-    "sgd_tanh_both_f64_r1": {"W": "798f3bc8321dd8fdfb25", "u": "7825ad47d8c781b0ad98"},
-    "sgd_tanh_both_f32_r3": {"W": "48e470be709cdb7cf956", "u": "1b00927efe7ad55672ae"},
-    "sgd_epochs_l2": {"W": "b4a3c8c69cb0ba7fcc65", "u": "9715bb839b23edb8c317"},
-    "sde_indep_root_r3": {"W": "8b81a050f0084b2a8fc6", "u": "2e62a65555efcf9a70f4"},
-    "sde_shared_sigmoid_r1": {"W": "9c193c8b174df13136f7", "u": "ddd2e65fc5d100c5e10c"},
-    "sde_indep_atoms_2d_f32": {"W": "44e48f3815758a96b0e0", "u": "e9a5359b22cfa686f4fd"},
+    "sgd_tanh_both_f64_r1": {"W": "6399c68f6bbaab820059", "u": "f49c4e1811f1b059c0b3"},
+    "sgd_tanh_both_f32_r3": {"W": "88d6d096ee2ab9e69377", "u": "d63b2b34026dc3dfe300"},
+    "sgd_epochs_l2": {"W": "d1cf0ac3a0768cef4fd8", "u": "cd2eb837b181f31967ed"},
+    "sde_indep_root_r3": {"W": "c3291089ec7eee4d62dd", "u": "c964a1370702a7674d75"},
+    "sde_shared_sigmoid_r1": {"W": "de7483cab175cb2cb1af", "u": "3d36dce96afbf7da7097"},
+    "sde_indep_atoms_2d_f32": {"W": "39d19c9d16822be8769a", "u": "20a0447ea3d9d2788282"},
     "ode_relu_first_3d": {"W": "13b05f07391747c49e7e", "u": "b135036ec0bc0e35d2f8"},
-    "sgd_linear_mixture_ce": {"W": "d76489a29d6b49305658", "u": "bf81f9b6c536a0d87b0f"},
-    "sgd_logistic_first": {"W": "f72101d53e0deb036934", "u": "a1d8940f5ea96af8a78f"},
-    "sgd_block_path": {"W": "02689a014ac70ba8f198", "u": "90f8f1dbd57d3bd46771"},
-    "sde_block_path_2d": {"W": "ec7e7dfe67748f8aa2d0", "u": "d69d7e8fce214dfffb81"},
-    "digits_relu_ce": {"W": "6e9831bbf211708d697d", "u": "8adf5c066684b39c3b5f"},
-    "coupled_sde_indep_pde": {"W": "e5740ff95522602af64f", "u": "cde0269522bd257112d1",
-                              "coupling_sq": "313c01e3b7ddba830fd0"},
+    "sgd_linear_mixture_ce": {"W": "abb5bf7653278222f8ab", "u": "002df6eb9ebe46a55d41"},
+    "sgd_logistic_first": {"W": "d0d10846e69fbef8c789", "u": "ef62903308ddb83e0637"},
+    "sgd_block_path": {"W": "2b26c2c4cf3d50f3d17a", "u": "c1d203da2a5aa1b8f5c7"},
+    "sde_block_path_2d": {"W": "9b19e777606cc7eff5c0", "u": "dd71da6f126b35660c83"},
+    "digits_relu_ce": {"W": "a58d7078971aa14b7d9a", "u": "43246372f8f0a899fc2e"},
+    "coupled_sde_indep_pde": {"W": "00497f74912c57cabf00", "u": "b18ed4c49bfd37b8ee8d",
+                              "coupling_sq": "a6416b05579b1c615adc"},
     "coupled_ode_quadrature": {"W": "943cb8e06f89c893f2b2", "u": "4af3a3ab674fdf49e35c",
                                "coupling_sq": "7aecb2f9415bcc8073be"},
-    "coupled_sgd_beta_half_blocks": {"W": "ea66b252f2cc45ebc601",
-                                     "u": "0438ddf438ee97d65850",
-                                     "coupling_sq": "676bbc7774363a17ef8b"},
+    "coupled_sgd_beta_half_blocks": {"W": "62bd3a6f466321b13d94", "u": "e15f48618d2673dcc22a",
+                                     "coupling_sq": "72f3498d1df0a7e28f2d"},
 }
+
+
+def test_golden_table_belongs_to_this_results_format():
+    assert GOLDEN_FORMAT == RESULTS_FORMAT, (
+        "the golden digests and meanfield._version.RESULTS_FORMAT change together")
+    assert sorted(GOLDEN) == sorted(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -140,6 +154,21 @@ def test_golden_digest(name):
     assert digests(name) == GOLDEN[name]
 
 
-if __name__ == "__main__":
+def _regenerate():
+    """Print the table for this RESULTS_FORMAT; return 1 if bits moved without a bump."""
+    print(f"GOLDEN_FORMAT = {RESULTS_FORMAT}  # the RESULTS_FORMAT whose bits GOLDEN pins")
+    moved = []
     for case in CASES:
-        print(f"    {case!r}: {digests(case)!r},", flush=True)
+        d = digests(case)
+        if d != GOLDEN.get(case):
+            moved.append(case)
+        print(f"    {case!r}: {d!r},", flush=True)
+    if moved and RESULTS_FORMAT == GOLDEN_FORMAT:
+        print(f"error: bits moved ({', '.join(moved)}) but RESULTS_FORMAT is still "
+              f"{RESULTS_FORMAT}: bump it in meanfield/_version.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_regenerate())

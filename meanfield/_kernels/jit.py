@@ -21,7 +21,7 @@ _SGD, _SDE, _ODE = 0, 1, 2
 _SHARED, _ATOMS, _ROOT = 0, 1, 2  # noise: shared g_j; own g^k_j per atom; own ξ^k times Σ^{1/2}
 
 BLOCK = 512  # neurons per block: the unit of vectorised and parallel work, and of summation order
-TILE = 4  # atoms per tile (even: a Box–Muller pair never straddles two tiles); each
+TILE = 4  # atoms per tile (a tile's 4 normals of a neuron are one Philox block); each
 # input-weight row of a block is read from memory once per tile of atoms, not per atom
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from .backward import _input_grads_tile, _loss_grad_kernel, _output_grads, _output_grads_tile
 from .forward import _dsig, _forward_block, _preact_tile, _reduce_blocks, _sig_block
 from .jit import _BOTH, _JIT, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE, _like
-from .rng import _draw_batch, _fill_normals, _particle_pair, _subkey
+from .rng import _TAG_NOISE, _draw_batch, _fill_normals, _particle_pair, _particle_quad, _stream
 
 BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 
@@ -31,9 +31,10 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
     rows of its own atoms in the missing places; those atoms get g = cd = 0, so they add
     exact zeros (the sums keep their values; only the sign of a zero sum can differ).
 
-    normals = (kind, key, half, sqrt_p, ssum): kind ``_ROOT`` adds the second moments
+    normals = (kind, kstep, nq, sqrt_p, ssum): kind ``_ROOT`` adds the second moments
     p_i H_i H_iᵀ to (GN[0], ssum, GN[1]); ``_ATOMS`` draws the tile's normals here, in
-    registers; 0 takes the noise coefficients from the cn rows.
+    registers (one Philox block per neuron: the tile's four atoms); 0 takes the noise
+    coefficients from the cn rows.
     """
     zero = _like(g, 0.0)
     i1, i2, i3 = i0 + min(1, nt - 1), i0 + min(2, nt - 1), i0 + min(3, nt - 1)
@@ -54,14 +55,13 @@ def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, G
             t, e = _tile_drift(Wt[0, lo + k], k, sig, gs, cs, ds, act, GD)
             _tile_moments(k, t, e, gs, cs, ds, xs, GN, ssum)
     elif noise and normals[0]:  # independent noise drawn here, in registers
-        _, key, half, sqrt_p, ssum = normals
+        _, kstep, nq, sqrt_p, ssum = normals
         zero = _like(sqrt_p, 0.0)
         q0, q1 = sqrt_p[i0], sqrt_p[i1] if nt > 1 else zero
         q2, q3 = sqrt_p[i2] if nt > 2 else zero, sqrt_p[i3] if nt > 3 else zero
-        m = i0 // 2
+        q = i0 // 4
         for k in range(nk):
-            za, zb = _particle_pair(key, lo + k, half, m)
-            zc, zd = _particle_pair(key, lo + k, half, m + 1)
+            za, zb, zc, zd = _particle_quad(kstep, lo + k, nq, q)
             v0, v1 = _like(GD, q0 * za), _like(GD, q1 * zb)  # as stored in a cn row
             v2, v3 = _like(GD, q2 * zc), _like(GD, q3 * zd)
             ssum[k] = (((ssum[k] + v0) + v1) + v2) + v3
@@ -129,7 +129,7 @@ def _tile_moments(k, t, e, gs, cs, ds, xs, GN, ssum):
 
 
 @nb.njit(inline="always", **_JIT)
-def _root_noise(GD, GN, ssum, k, key, n):
+def _root_noise(GD, GN, ssum, k, kstep, n):
     """Σ^{1/2} ξ for neuron k (D = 2) from h = GD[:, k] and the second moments.
 
     Σ = S − h hᵀ with S = (GN[0, k], ssum[k]; ssum[k], GN[1, k]); the principal square
@@ -145,7 +145,7 @@ def _root_noise(GD, GN, ssum, k, key, n):
     s = math.sqrt(max(saa * sww - saw * saw, zero))
     tau = math.sqrt(saa + sww + (s + s))
     r = _like(h0, 1.0) / tau if tau > zero else zero  # a select: the loop stays vectorised
-    z0, z1 = _particle_pair(key, n, 1, 0)
+    z0, z1 = _particle_pair(kstep, n, 1, 0)
     x0, x1 = _like(h0, z0), _like(h0, z1)
     return ((saa + s) * x0 + saw * x1) * r, (saw * x0 + (sww + s) * x1) * r
 
@@ -165,7 +165,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
     nk = hi - lo
     C = g.shape[1]
     off = C if layers == _BOTH else 0
-    half = (J + 1) // 2
+    nq = (J + 3) // 4  # Philox blocks of 4 normals per neuron (independent noise)
     om, dt, ns, l2 = _like(GD, om), _like(GD, dt), _like(GD, ns), _like(GD, l2)  # GD's dtype
     SIG, E, CN = TILE, 2 * TILE, 3 * TILE  # first rows of vec
     dsig, ssum = vec[4 * TILE], vec[4 * TILE + 1]
@@ -186,7 +186,15 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
                     cn[:nk] = cn_shared[i0 + t]
                     for k in range(nk):
                         ssum[k] += cn[k]
-            else:
+            elif nt == TILE:  # the tile's 4 atoms are one Philox block of 4 normals
+                c0, c1, c2, c3 = vec[CN], vec[CN + 1], vec[CN + 2], vec[CN + 3]
+                s0, s1, s2, s3 = sqrt_p[i0], sqrt_p[i0 + 1], sqrt_p[i0 + 2], sqrt_p[i0 + 3]
+                q = i0 // 4
+                for k in range(nk):
+                    z0, z1, z2, z3 = _particle_quad(kstep, lo + k, nq, q)
+                    c0[k], c1[k], c2[k], c3[k] = s0 * z0, s1 * z1, s2 * z2, s3 * z3
+                    ssum[k] = (((ssum[k] + c0[k]) + c1[k]) + c2[k]) + c3[k]
+            else:  # the last, partial tile: by Box–Muller pairs (half of the block each)
                 for t in range(0, nt, 2):  # atoms i, i + 1 (i even) share a Box–Muller pair
                     i = i0 + t
                     m = i // 2
@@ -194,13 +202,13 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
                     s0, s1 = sqrt_p[i], sqrt_p[min(i + 1, J - 1)]
                     if i + 1 < na:
                         for k in range(nk):
-                            z0, z1 = _particle_pair(kstep, lo + k, half, m)
+                            z0, z1 = _particle_pair(kstep, lo + k, nq, m)
                             cn[k] = s0 * z0
                             cn1[k] = s1 * z1
                             ssum[k] = (ssum[k] + cn[k]) + cn1[k]
                     else:
                         for k in range(nk):
-                            z0, _ = _particle_pair(kstep, lo + k, half, m)
+                            z0, _ = _particle_pair(kstep, lo + k, nq, m)
                             cn[k] = s0 * z0
                             ssum[k] += cn[k]
         if not keep:
@@ -217,8 +225,7 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
             if one_output:
                 _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, rows, noise,
                                  (vec[CN], vec[CN + t1], vec[CN + t2], vec[CN + t3]), act, GD,
-                                 GN, (sampler if draw_here else 0, kstep, half, sqrt_p,
-                                      ssum))
+                                 GN, (sampler if draw_here else 0, kstep, nq, sqrt_p, ssum))
                 continue
             _output_grads_tile(Wt, lo, nk, g, i0, cd, act, rows,
                                (vec[E], vec[E + 1], vec[E + 2], vec[E + 3]), GD)
@@ -306,9 +313,12 @@ def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, sampler, cn_shared, s
 @nb.njit(inline="always", **_JIT)
 def _prepare_step(n, key, mode, sampler, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
                   atoms, cd, cn_shared):
-    """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch)."""
+    """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch).
+
+    kstep is the step's noise stream (``_kernels.rng._stream``).
+    """
     J = p.shape[0]
-    kstep = _subkey(key, n)
+    kstep = _stream(key, _TAG_NOISE, n)
     if mode == _SGD:
         epoch = _draw_batch(key, n, M, J, uniform, pcum, sampling, perm, epoch, atoms)
         for i in range(M):
