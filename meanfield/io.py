@@ -92,6 +92,25 @@ def dataset_checksum(ds: xr.Dataset) -> str:
     return h.hexdigest()
 
 
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` by a synced temporary file and a rename (no partial file).
+
+    The temporary file is ``.NAME.PID.tmp`` beside ``path`` and is removed if the write
+    fails (a full disk leaves neither a partial nor a 0-byte file).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def write_json(obj, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     path = Path(path)

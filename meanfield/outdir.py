@@ -37,6 +37,7 @@ from pathlib import Path
 
 from .config import Config, parse_config, to_dict, to_toml
 from .errors import ConfigError, EnvironmentFailure
+from .io import write_atomic
 
 MARKER = ".meanfield"
 # every file a command writes at the top of DIR (figures of the paper study by pattern)
@@ -89,20 +90,6 @@ def os_error_hint(err: OSError) -> str:
 def _environment(out: Path, err: OSError, doing: str) -> EnvironmentFailure:
     reason = err.strerror or str(err)
     return EnvironmentFailure(f"cannot {doing} in --out {out}: {reason}; {os_error_hint(err)}")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` by a temporary file and a rename (no partial file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _holder(fh) -> str:
@@ -202,7 +189,7 @@ def claim(out: str | os.PathLike, config: Config, *, command: str, fresh: bool =
                    "use another directory, or --fresh to start over")
             raise ConfigError(msg)
         if not same:
-            write_text_atomic(cfg_file, to_toml(config))
+            write_atomic(cfg_file, to_toml(config))
         _write_holder(fh, command)
         yield bool(same)
     finally:

@@ -226,17 +226,9 @@ def write_result(ds: xr.Dataset, path: Path, id_: str) -> None:
 
 
 def _write_task(out: Path, task: Task, blob: bytes) -> None:
-    path = task_path(out, task)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(bytes(_stamp(task, blob).to_netcdf(engine="scipy")))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from .io import write_atomic
+
+    write_atomic(task_path(out, task), bytes(_stamp(task, blob).to_netcdf(engine="scipy")))
 
 
 def _cores() -> int:
