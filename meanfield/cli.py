@@ -1,4 +1,4 @@
-"""The ``meanfield`` command line (DESIGN.md: commands, DIR rules, exit codes).
+"""The ``meanfield`` command line (docs/guide/outputs.rst: commands, DIR rules, exit codes).
 
 Each command is one call of a Python function (:mod:`meanfield.studies`); this module
 parses arguments, prints that function's summary and maps exceptions to exit codes.
@@ -22,8 +22,9 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 def _config(args):
     from .config import load_config
+    from .shipped import find_config
 
-    return load_config(args.config, args.set)
+    return load_config(find_config(args.config, args.command), args.set)
 
 
 def _executor(args) -> dict:
@@ -67,6 +68,66 @@ def _cmd_regimes(args) -> int:
     return EXIT_OK
 
 
+def _cmd_configs(args) -> int:
+    from .shipped import CONFIG_DIR, config_names, config_summary
+
+    if args.name is None:
+        for name in config_names():
+            command = name.split("_")[0] if name.startswith(("rate_", "regimes_")) else "run"
+            print(f"{name:18s} meanfield {command} {name} --out DIR")
+            print(f"{'':18s} {config_summary(name)}")
+        return EXIT_OK
+    stem = args.name.removesuffix(".toml")
+    if stem not in config_names():
+        msg = f"no shipped config named {args.name!r} (shipped: {', '.join(config_names())})"
+        raise ConfigError(msg)
+    sys.stdout.write((CONFIG_DIR / f"{stem}.toml").read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def _cmd_paper(args) -> int:
+    from dataclasses import replace
+
+    from .studies.paper import FULL, PaperSettings, reproduce
+
+    for name in ("sizes", "fixed_sizes"):
+        v = getattr(args, name)
+        if v is not None and (len(set(v)) < 2 or min(v) < 2):
+            msg = f"--{name.replace('_', '-')} needs at least two distinct widths >= 2"
+            raise ConfigError(msg)
+    s = FULL if args.full else PaperSettings()
+    changes = {k: getattr(args, k) for k in ("sizes", "fixed_sizes", "betas", "T", "fixed_T",
+                                             "replicas", "fixed_replicas")
+               if getattr(args, k) is not None}
+    if args.sizes is not None:
+        changes["hist_sizes"] = args.sizes
+    if args.fixed_sizes is not None:
+        changes["fixed_sde_max"] = max(args.fixed_sizes)
+    s = replace(s, **{k: tuple(v) if isinstance(v, list) else v for k, v in changes.items()})
+    start = time.perf_counter()
+    res = reproduce(args.out, s)
+    for st in res["width_study"]:
+        acc = [round(sum(r["test_accuracy_T"]) / len(r["test_accuracy_T"]), 3)
+               for r in st["runs"]]
+        print(f"beta={st['beta']:g}: N={st['N']} test accuracy={acc}")
+    print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
+    return EXIT_OK
+
+
+def _paper_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output directory DIR")
+    p.add_argument("--full", action="store_true", help="the paper's widths (slow)")
+    hidden = argparse.SUPPRESS  # small settings for tests and quick looks
+    p.add_argument("--sizes", type=_positive, nargs="+", help=hidden)
+    p.add_argument("--fixed-sizes", type=_positive, nargs="+", help=hidden)
+    p.add_argument("--betas", type=float, nargs="+", help=hidden)
+    p.add_argument("--T", type=float, help=hidden)
+    p.add_argument("--fixed-T", type=float, help=hidden)
+    p.add_argument("--replicas", type=_positive, help=hidden)
+    p.add_argument("--fixed-replicas", type=_positive, help=hidden)
+    p.set_defaults(func=_cmd_paper)
+
+
 def _cmd_bench(args) -> int:
     from .bench import run_from_args
 
@@ -96,7 +157,8 @@ def _executor_flags(p: argparse.ArgumentParser) -> None:
 def _command(sub, name: str, func, help_text: str) -> argparse.ArgumentParser:
     """Add a subcommand with the arguments every command shares: CONFIG --out --set --fresh."""
     p = sub.add_parser(name, help=help_text)
-    p.add_argument("config", help="TOML config file")
+    p.add_argument("config", help="TOML config file, or the name of a shipped config "
+                   "(see meanfield configs)")
     p.add_argument("--out", required=True, help="output directory DIR")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (value parsed as TOML), repeatable")
@@ -129,6 +191,11 @@ def _parser() -> argparse.ArgumentParser:
     regimes = _command(sub, "regimes", _cmd_regimes,
                        "stepsize-regime explorer: a rate study per (β, α, γ, M) cell")
     _executor_flags(regimes)
+    _paper_arguments(sub.add_parser(
+        "paper", help="the paper's digits experiment: trained neurons against N, and beyond"))
+    configs = sub.add_parser("configs", help="list the shipped configs, or print one")
+    configs.add_argument("name", nargs="?", help="a shipped config to print (copy it to edit)")
+    configs.set_defaults(func=_cmd_configs)
     bench = sub.add_parser("bench", help="time the engine against NumPy / PyTorch / JAX loops")
     from .bench import add_arguments as _bench_arguments
 

@@ -6,7 +6,7 @@ check and a short description (``dataclasses.fields(ModelConfig)[0].metadata["do
 Checks run in ``__post_init__``, so a directly constructed ``Config`` is validated too;
 every invalid input raises :class:`~meanfield.errors.ConfigError` with one line naming
 the dotted key and the allowed values. The optional [sweep] section is kept raw, frozen
-into hashable :class:`FrozenTable` mappings (lists become tuples), and read by
+into hashable :class:`~meanfield.config.FrozenTable` mappings (lists become tuples), and read by
 :mod:`meanfield.runner`. [regimes] is written out only when it differs from its defaults.
 """
 
@@ -27,7 +27,8 @@ from meanfield.errors import ConfigError
 __all__ = [
     "Config", "DataConfig", "DynamicsConfig", "FrozenTable", "InitConfig", "LimitConfig",
     "ModelConfig", "RegimesConfig",
-    "RunConfig", "ScheduleConfig", "load_config", "parse_config", "to_dict", "to_toml",
+    "RunConfig", "ScheduleConfig", "load_config", "parse_config", "reference", "to_dict",
+    "to_toml",
     "with_values",
 ]
 
@@ -45,6 +46,7 @@ def _pred(phrase: str, ok: Callable[[Any], bool], convert: Callable | None = Non
         if not ok(v):
             _fail(key, phrase, v)
         return v if convert is None else convert(v)
+    check.allowed = phrase.removeprefix("be ")  # type: ignore[attr-defined]
     return check
 
 
@@ -86,6 +88,7 @@ def _float(lo: float, hi: float | None = None, *, lo_open: bool = False,
         if not (above and (hi is None or (x < hi if hi_open else x <= hi))):
             _fail(key, ("be " if hi is None else "lie ") + where, v)
         return x
+    check.allowed = f"a number {where}"  # type: ignore[attr-defined]
     return check
 
 
@@ -97,7 +100,15 @@ _points = _pred("be a non-empty list of finite numbers",
 
 
 def _optional(check: Check) -> Check:
-    return lambda key, v: None if v is None else check(key, v)
+    def run(key: str, v: Any) -> Any:
+        return None if v is None else check(key, v)
+    run.allowed = f"{_allowed(check)}, or unset"  # type: ignore[attr-defined]
+    return run
+
+
+def _allowed(check: Check) -> str:
+    """Return the values ``check`` accepts, in words (for the config reference)."""
+    return getattr(check, "allowed", "")
 
 
 def _key(default: Any, check: Check, doc: str) -> Any:
@@ -201,7 +212,7 @@ class RunConfig(_Section):
 
 @dataclass(frozen=True)
 class LimitConfig(_Section):
-    """[limit]: how the N → ∞ McKean–Vlasov limit is computed (THEORY.md §4)."""
+    """[limit]: how the N → ∞ McKean–Vlasov limit is computed (docs/theory.rst §4)."""
 
     section: ClassVar[str] = "limit"
     method: str = _key("auto", _choice("auto", "pde", "reference", "quadrature"),
@@ -222,12 +233,14 @@ def _list_of(check: Check, *, distinct: bool = True) -> Check:
         if distinct and len(set(items)) != len(items):
             _fail(key, "list each value once", list(v))
         return items
+    each = "distinct items" if distinct else "items"
+    run.allowed = f"a non-empty list of {each}, each {_allowed(check)}"  # type: ignore
     return run
 
 
 @dataclass(frozen=True)
 class RegimesConfig(_Section):
-    """[regimes]: the grid of ``meanfield regimes`` (THEORY.md §2, §4, §5).
+    """[regimes]: the grid of ``meanfield regimes`` (docs/theory.rst §2, §4, §5).
 
     Cells are β × α × the (γ, M) pairs ``zip(gamma, batch)``. Each cell is a rate study
     over N from ``N_min`` up to the widest N whose run costs at most ``budget``
@@ -312,7 +325,7 @@ def _freeze(key: str, v: Any) -> Any:
 class Config:
     """A whole experiment; ``Config()`` is the default one.
 
-    ``sweep`` is an unvalidated raw table (:class:`FrozenTable`) or None.
+    ``sweep`` is an unvalidated raw table (:class:`~meanfield.config.FrozenTable`) or None.
     Cross-field rules are checked here, after every section checked itself.
     """
 
@@ -486,6 +499,22 @@ def _plain(v: Any) -> Any:
 
 
 _OPTIONAL_SECTIONS = ("regimes",)  # omitted when at their defaults (used by one command)
+
+
+def reference() -> list[dict[str, Any]]:
+    """Return every validated key, section by section, for the config reference.
+
+    One dict per section: ``section``, ``doc`` (the section's docstring) and ``keys``, a
+    list of dicts with ``key``, ``default``, ``allowed`` (the accepted values in words,
+    from the key's check) and ``doc`` (its description).  The documentation's config page
+    is generated from it, so the code stays the one source.
+    """
+    out = []
+    for name, cls in _SECTIONS.items():
+        keys = [{"key": f.name, "default": f.default, "allowed": _allowed(f.metadata["check"]),
+                 "doc": f.metadata["doc"]} for f in fields(cls)]
+        out.append({"section": name, "doc": cls.__doc__ or "", "keys": keys})
+    return out
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Data laws: finite weighted sets of atoms (x_j, y_j, p_j) (THEORY.md §1).
+"""Data laws: finite weighted sets of atoms (x_j, y_j, p_j) (docs/theory.rst §1).
 
 Every law is a pure function of ``cfg.data`` (and ``cfg.model`` for the target encoding);
 all randomness comes from ``default_rng(SeedSequence(data.seed))``, independent of the
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn
 from zipfile import BadZipFile
 
@@ -28,8 +27,9 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 
 from .errors import ConfigError
+from .shipped import dataset_path, resolve_data_path
 
-DIGITS_FILE = Path(__file__).resolve().parents[1] / "data" / "digits.npz"
+DIGITS_FILE = dataset_path("digits.npz")
 _DEFAULT_N = 64
 _QUAD_MAX = 300  # beyond this hermegauss overflows in float64
 _MAX_CLASSES = 10_000
@@ -143,7 +143,7 @@ def _mixture(cfg, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str
 
 
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """Raw 8×8 digits (1797, 64) and labels: scikit-learn's copy, else ``data/digits.npz``."""
+    """Raw 8×8 digits (1797, 64) and labels: scikit-learn's copy, else the shipped one."""
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -180,10 +180,10 @@ def _read_file(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarr
     (0 → −1); cross-entropy takes (J,) class indices or (J, C) probability rows.
     """
     path = cfg.data.path
-    if path is None or not Path(path).is_file():
+    if path is None or not resolve_data_path(path).is_file():
         _bad_file(path, "no such file")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        with np.load(resolve_data_path(path), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, EOFError, ValueError, AttributeError, TypeError, BadZipFile) as exc:
         _bad_file(path, f"not a readable .npz archive without pickles ({exc})")
@@ -239,10 +239,10 @@ def data_digest(cfg) -> str | None:
     d = cfg.data
     h = hashlib.sha256()
     if d.kind == "file":
-        if d.path is None or not Path(d.path).is_file():  # not a FIFO or a device
+        if d.path is None or not resolve_data_path(d.path).is_file():  # not a FIFO
             return None
         try:
-            with open(d.path, "rb") as fh:
+            with open(resolve_data_path(d.path), "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
         except (OSError, TypeError):

@@ -1,6 +1,6 @@
 """The particle engine: SGD (shared minibatch), the particle SDE and its noiseless ODE.
 
-One step for all neurons k (THEORY.md §2–3), with ω_n = ω(n dt):
+One step for all neurons k (docs/theory.rst §2–3), with ω_n = ω(n dt):
 
 - ``sgd``:  W^k ← W^k − ω_n γ_{α,N} [(1/M) Σ_{i∈B} H(W^k, ν^N, z_i) + λ W^k], one batch B
   of M atoms per step, shared by all neurons;
@@ -70,9 +70,9 @@ class Trajectory:
     test_risk, accuracy, test_accuracy : (R, S) ndarray or None
         Held-out risk and (weighted) accuracies when the data have them.
     coupling_sq : (R, N) ndarray or None
-        With a limit: sup over steps of |W^{k,N} − W^{k,⋆}|² per neuron (THEORY.md §5).
+        With a limit: sup over steps of ``|W^{k,N} − W^{k,⋆}|²`` per neuron (docs/theory.rst §5).
     coupling_rms : (R, S) ndarray or None
-        With a limit: RMS over neurons of |W^{k,N} − W^{k,⋆}| at the snapshots.
+        With a limit: RMS over neurons of ``|W^{k,N} − W^{k,⋆}|`` at the snapshots.
     output_error : (R, S) ndarray or None
         With a limit: RMS over atoms (and outputs) of u^N − u at the snapshots.
     u_steps : (R, n_T + 1, J, C) ndarray or None
@@ -277,7 +277,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
         Show a tqdm bar over steps (with an ETA).
     limit : meanfield.limit.Limit, optional
         Couple every particle with a limit twin W^{k,⋆} (same W^k_0, same noise draws g^k_j)
-        driven by the limit's mean field u_t, inside the same compiled loop (THEORY.md §5):
+        driven by the limit's mean field u_t, inside the same compiled loop (docs/theory.rst §5):
         the MV SDE for mode = sde at β = 1, the deterministic flow otherwise.
     schedule : Schedule, optional
         Time grid to use instead of the config's (the reference limit solver sets its own
@@ -296,7 +296,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
     Raises
     ------
     NumericalError
-        On NaN/inf or blow-up (|u| > 1e30), naming the replica, the step and the time.
+        On NaN/inf or blow-up (``|u| > 1e30``), naming the replica, the step and the time.
     """
     data = make_data(config) if data is None else data
     model = make_model(config, data)
@@ -377,7 +377,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                  dt=sched.dt, ns=ns, alpha=s.alpha)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         bar = tqdm(total=int(sched.n_total), desc=f"N={N}", unit="step", unit_scale=True,
                    leave=False)
@@ -421,7 +421,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
 
 
 def noise_sampler(config, model: Model, *, coupled: bool = False) -> int:
-    """Kernel code of the way the sde draws its noise (THEORY.md §3).
+    """Kernel code of the way the sde draws its noise (docs/theory.rst §3).
 
     ``_SHARED``: one g_j per atom for all particles.  ``_ROOT``: independent noise on a
     scalar regression on a line (D = 2), uncoupled: 2 normals ξ^k per particle times the

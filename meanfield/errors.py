@@ -12,7 +12,7 @@ class NumericalError(RuntimeError):
 class ConvergenceError(NumericalError):
     """An OT solver stopped before reaching optimality or its marginal tolerance.
 
-    A :class:`RuntimeError` (through :class:`NumericalError`).
+    A :class:`RuntimeError` (through :class:`~meanfield.errors.NumericalError`).
     """
 
 

@@ -1,4 +1,4 @@
-"""μ₀ and the seed streams: per-replica generators and keys, initial particles (THEORY.md §2)."""
+"""μ₀ and the seed streams: replica generators and keys, initial particles (docs/theory.rst §2)."""
 
 from __future__ import annotations
 

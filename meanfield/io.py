@@ -33,7 +33,7 @@ _PACKAGES = ("meanfield", "numpy", "numba", "llvmlite", "pot", "scipy", "xarray"
 
 
 def trajectory_dataset(traj: Trajectory) -> xr.Dataset:
-    """Return a Trajectory as an xarray Dataset with DESIGN.md's names and dimensions."""
+    """Return a Trajectory as an xarray Dataset (names and dimensions: docs/guide/outputs.rst)."""
     import xarray as xr
 
     data = {
@@ -261,7 +261,7 @@ def load_results(out: str | os.PathLike) -> xr.Dataset:
 
 
 def limit_dataset(limit: Limit) -> xr.Dataset:
-    """Return a Limit as an xarray Dataset (DESIGN.md: limit.nc)."""
+    """Return a Limit as an xarray Dataset (limit.nc, docs/guide/outputs.rst)."""
     import xarray as xr
 
     data = {"u": (("t_u", "atom", "output"), limit.u)}

@@ -1,4 +1,4 @@
-"""The two-layer mean-field model and its maths on NumPy arrays (THEORY.md §1–3).
+"""The two-layer mean-field model and its maths on NumPy arrays (docs/theory.rst §1–3).
 
 A neuron has parameters w ∈ R^D.  ``layers = "both"``: w = (a, b), a ∈ R^C, b ∈ R^p,
 F(w, x) = a σ(⟨b, x⟩), D = C + p.  ``layers = "first"``: F(w, x) = σ(⟨w, x⟩), C = 1, D = p.
@@ -153,7 +153,7 @@ def noise_sample(W: np.ndarray, u: np.ndarray, data, model: Model, xi: np.ndarra
 
     With centred per-atom gradients G_j = H(w, μ, z_j) − E_z H, the vector
     Σ_j √p_j G_j ξ_j has covariance exactly Σ(w, μ) = Cov_z H when ξ_j are i.i.d. N(0, 1)
-    (THEORY.md §3).
+    (docs/theory.rst §3).
 
     Parameters
     ----------
@@ -169,7 +169,7 @@ def noise_sample(W: np.ndarray, u: np.ndarray, data, model: Model, xi: np.ndarra
 
 
 def noise_covariance(W: np.ndarray, u: np.ndarray, data, model: Model) -> np.ndarray:
-    """Return the noise covariance Σ(W_k, μ) (N, D, D) of every particle (THEORY.md §1).
+    """Return the noise covariance Σ(W_k, μ) (N, D, D) of every particle (docs/theory.rst §1).
 
     Σ(w, μ) = Σ_j p_j (H_j − h̄)(H_j − h̄)ᵀ with H_j = J_w F(w, x_j)ᵀ g_j, g_j = ∂₁ℓ(u_j, y_j)
     and h̄ = Σ_j p_j H_j (the L2 term adds no noise).  Two passes over the atoms (mean, then

@@ -13,7 +13,7 @@ The rules (docs: "Outputs"):
 * ``config.toml`` holds the config of the DIR's results.  A DIR holding another config
   is refused, compared as parsed configs, not as text; but a DIR that holds no result
   yet (a start that stopped before finishing anything) takes the new config;
-* ``fresh`` deletes only the files meanfield writes (:data:`OUTPUTS`, the task files,
+* ``fresh`` deletes only the files meanfield writes (``OUTPUTS``, the task files,
   its temporary files) and keeps anything else.
 
 Callers validate everything first: nothing is written to DIR before the config, its data

@@ -1,4 +1,4 @@
-"""Convergence rates: log-log slope fits with bootstrap confidence intervals (THEORY.md §5).
+"""Convergence rates: log-log slope fits with bootstrap confidence intervals (docs/theory.rst §5).
 
 An error curve is measured as per-replica mean squared errors at each N; the error at N is
 E_N = (mean over replicas)^{1/2}.  The slope is the plain least-squares slope of log E_N
@@ -14,7 +14,7 @@ import numpy as np
 
 
 def theory_exponent(beta: float, alpha: float = 0.0) -> float:
-    """Return the predicted log-log slope of the coupling error (THEORY.md §5).
+    """Return the predicted log-log slope of the coupling error (docs/theory.rst §5).
 
     −min(½, (1 − β)/(2(1 − α))) for β < 1, and −½ at β = 1.
     """
@@ -59,7 +59,7 @@ class RateFit:
     two_term: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        """Return the DESIGN.md rate.json block (without N)."""
+        """Return the rate.json block (without N; docs/guide/rate.rst)."""
         return {"mean": self.mean.tolist(), "ci": self.ci.tolist(), "slope": self.slope,
                 "slope_ci": list(self.slope_ci), "intercept": self.intercept,
                 "theory": self.theory,
@@ -99,7 +99,7 @@ def fit_rate(ns, samples, *, beta: float = 1.0, alpha: float = 0.0, n_boot: int 
         Widths N, at least two distinct.
     samples : sequence of K arrays
         Per-replica squared errors at each N (e.g. the mean over neurons of
-        sup_t |W^{k,N} − W^{k,⋆}|²); NaN entries are ignored.
+        sup_t ``|W^{k,N} − W^{k,⋆}|²``); NaN entries are ignored.
     beta, alpha : float
         Regime, for the theory exponent and the two-term fit (β < 1).
     n_boot : int

@@ -9,9 +9,9 @@ redoes missing, partial or corrupt ones.  Results are gathered into ``DIR/result
 (:func:`meanfield.io.gather`).
 
 What a task computes is the caller's: a *task function* ``task(config, *, progress=False)
--> xarray.Dataset``, a module-level function (or a :func:`functools.partial` of one with
+-> xarray.Dataset``, a module-level function (or a ``functools.partial`` of one with
 picklable arguments) so that it reaches process-pool and Dask workers by reference.
-Each study defines its own (:mod:`meanfield.studies`); the runner knows nothing of them.
+Each study defines its own (``meanfield.studies``); the runner knows nothing of them.
 The dataset's ``seconds_*`` attributes go to the manifest, never into the task file.
 
 Executors: ``serial``; ``processes`` (a process pool of ``workers``); ``dask`` (a
@@ -100,7 +100,7 @@ def task_id(config: Config) -> str:
 
     The sha256 of canonical JSON holding the parsed config (:func:`~meanfield.config.to_dict`,
     keys sorted: formatting and key order in the TOML do not matter), the content hash of
-    every data file it reads (:func:`~meanfield.data.data_digest`) and ``RESULTS_FORMAT``
+    every data file it reads (``meanfield.data.data_digest``) and ``RESULTS_FORMAT``
     (bumped with any engine change that moves bits).  The package version is not in it:
     a release that moves no bits reuses finished tasks.
     """
@@ -606,7 +606,7 @@ def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
     """Run the unfinished ones of ``tasks`` into ``out/tasks``; return every task's dataset.
 
     The engine of :func:`run_sweep`, for callers that build their own task list
-    (:func:`meanfield.studies.regimes.run_regimes`). Writes ``out/manifest.json`` (also
+    (:func:`meanfield.run_regimes`). Writes ``out/manifest.json`` (also
     when interrupted). Parameters as in :func:`run_sweep`.
     """
     from .io import manifest, write_json
@@ -632,7 +632,7 @@ def run_tasks(tasks: list[Task], out: str | os.PathLike, task: TaskFunction, *,
     progress = sys.stderr.isatty() if progress is None else progress
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task",
                    desc="sweep", file=sys.stderr)

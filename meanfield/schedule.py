@@ -1,4 +1,4 @@
-"""Stepsize schedule of THEORY.md §2: the one place these formulas live.
+"""Stepsize schedule of docs/theory.rst §2: the one place these formulas live.
 
 γ_{α,N} = (γ N^{β−1})^{1/(1−α)},  ω(t) = (1 + t)^{−α},  η_n = γ_{α,N} ω(n γ_{α,N}),
 n_T = round(T / dt) with dt = dt_factor · γ_{α,N} (dt_factor = 1 for SGD).

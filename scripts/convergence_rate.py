@@ -2,23 +2,22 @@
 
     python scripts/convergence_rate.py [CONFIG] --out DIR [--set key=value ...]
 
-CONFIG defaults to scripts/configs/rate_quick.toml (the README's main job).
+CONFIG defaults to the shipped config rate_quick (the README's main job).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from meanfield.cli import main as cli_main
 
-DEFAULT = Path(__file__).resolve().parent / "configs" / "rate_quick.toml"
+DEFAULT = "rate_quick"  # a config shipped with meanfield (meanfield configs)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
-        argv.insert(0, str(DEFAULT))
+        argv.insert(0, DEFAULT)
     return cli_main(["rate", *argv])
 
 

@@ -3,8 +3,8 @@
     python scripts/stepsize_regimes.py [CONFIG] --out DIR [--set key=value ...]
                                        [--executor serial|processes|dask] [--workers K]
 
-CONFIG defaults to scripts/configs/regimes_quick.toml (β ∈ {0, ¼, ½, ¾, 1} × α ∈ {0, ¼} on
-the toy model); scripts/configs/regimes_paper.toml is the paper's grid. Writes
+CONFIG defaults to the shipped config regimes_quick (β ∈ {0, ¼, ½, ¾, 1} × α ∈ {0, ¼} on
+the toy model); the shipped regimes_paper is the paper's grid. Writes
 regimes.json, limits.json, results.nc, regimes_exponent.png, regimes_limit_type.png and
 limits.png into DIR; a rerun on DIR resumes.
 """
@@ -12,18 +12,17 @@ limits.png into DIR; a rerun on DIR resumes.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from meanfield.cli import main as cli_main
 
-DEFAULT = Path(__file__).resolve().parent / "configs" / "regimes_quick.toml"
+DEFAULT = "regimes_quick"  # a config shipped with meanfield (meanfield configs)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``meanfield regimes`` with the default config unless one is given first."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
-        argv.insert(0, str(DEFAULT))
+        argv.insert(0, DEFAULT)
     return cli_main(["regimes", *argv])
 
 

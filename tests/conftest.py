@@ -1,7 +1,7 @@
 """Shared test setup: the ``--runslow`` option, a seeded ``rng`` and the NumPy oracle.
 
 The ``ref`` fixture is ``meanfield.bench.reference``, a plain-NumPy implementation of
-THEORY.md §1–3 (forward pass, losses, per-atom gradients H, drift, centred noise, one SGD /
+docs/theory.rst §1–3 (forward pass, losses, per-atom gradients H, drift, centred noise, one SGD /
 Euler–Maruyama step) that imports nothing but NumPy (test_bench_reference.py checks), written
 independently of the engine; the engine's kernels are checked against it. The bench's NumPy
 comparator uses the same module.

@@ -1,4 +1,4 @@
-"""Synchronous coupling (THEORY.md §5) and the limit solvers that drive it."""
+"""Synchronous coupling (docs/theory.rst §5) and the limit solvers that drive it."""
 
 import types
 

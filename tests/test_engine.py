@@ -1,4 +1,4 @@
-"""The particle engine (THEORY.md §2–3, §6) against the NumPy oracle of conftest.py.
+"""The particle engine (docs/theory.rst §2–3, §6) against the NumPy oracle of conftest.py.
 
 Engine steps are checked one at a time: with T = 3 dt and 4 snapshots the snapshots are
 steps 0, 1, 2, 3, so W at snapshot n + 1 must equal the reference step applied to W at
@@ -50,7 +50,7 @@ def make_config(act="tanh", layers="both", loss="squared", C=1, *, l2=0.0, mode=
 
 
 def gamma_an(gamma, beta, alpha, N):
-    """γ_{α,N} = (γ N^{β−1})^{1/(1−α)} (THEORY §2), written out independently."""
+    """γ_{α,N} = (γ N^{β−1})^{1/(1−α)} (docs/theory.rst §2), written out independently."""
     return (gamma * N ** (beta - 1.0)) ** (1.0 / (1.0 - alpha))
 
 
@@ -271,7 +271,7 @@ def test_noise_draws_do_not_depend_on_call_history():
                                           err_msg=f"replica {r}, step {s}")
 
 
-# ---------------------------------------------------------------- closed form (THEORY §6)
+# ---------------------------------------------------------------- closed form (docs/theory.rst §6)
 @pytest.mark.parametrize(("alpha", "dt_factor"), [(0.0, 1.0), (0.25, 0.5)])
 def test_ode_linear_closed_form(alpha, dt_factor, rng, make_hand_data):
     # F(w, x) = ⟨w, x⟩, squared loss: h = Q m − c for every particle (m the particle mean),
@@ -300,7 +300,7 @@ def test_ode_linear_closed_form(alpha, dt_factor, rng, make_hand_data):
             A = np.eye(P_DIM) - (1.0 + n * dt) ** (-alpha) * dt * Q
             m = m_star + A @ (m - m_star)
             expected.append(m.copy())
-        if alpha == 0.0:  # the matrix-power form of THEORY §6
+        if alpha == 0.0:  # the matrix-power form of docs/theory.rst §6
             n = 40
             closed = m_star + np.linalg.matrix_power(np.eye(P_DIM) - gan * Q, n) @ (
                 W[0].mean(axis=0) - m_star)
@@ -347,7 +347,7 @@ def test_sde_increment_mean_and_covariance(rng, ref, make_hand_data):
 def test_sgd_increment_mean_and_covariance(R, rng, ref, make_hand_data):
     # One SGD step of a single neuron from w0, over R replicas (independent batches):
     # Δ = −η [(1/M) Σ_{i∈B} H(w0, z_i) + λ w0], B = M i.i.d. atoms drawn by weight, so
-    # E Δ = −η h(w0) and Cov Δ = η² Σ(w0) / M (THEORY §3: it matches the SDE's noise).
+    # E Δ = −η h(w0) and Cov Δ = η² Σ(w0) / M (docs/theory.rst §3: it matches the SDE's noise).
     N, J, M, l2 = 2, 6, 3, 0.1  # both neurons at w0 stay equal (shared batch): use neuron 0
     data = make_hand_data(rng, J, P_DIM, 1, "squared")
     w0 = np.array([0.8, -0.6, 1.1])

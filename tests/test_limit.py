@@ -1,4 +1,4 @@
-"""The three limit solvers agree on a nonlinear model (THEORY.md §4), within the reference's
+"""The three limit solvers agree on a nonlinear model (docs/theory.rst §4), within the reference's
 Monte Carlo error, and the PDE converges under grid refinement."""
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Grid PDE limit solver (meanfield.limit.pde) against the closed form of THEORY.md §6.
+"""Grid PDE limit solver (meanfield.limit.pde) against the closed form of docs/theory.rst §6.
 
 Linear F(w, x) = ⟨w, x⟩, squared loss, layers = first, D = p = 2: h(w, λ) = Q m − c for every
 w, so the deterministic flow translates λ rigidly, m_t = m* + e^{−Q∫ω}(m_0 − m*), and with

@@ -1,4 +1,4 @@
-"""Model kernels (THEORY.md §1, §3) against the NumPy oracle of conftest.py and closed forms.
+"""Model kernels (docs/theory.rst §1, §3) against the NumPy oracle of conftest.py and closed forms.
 
 - u, ℓ, g, the drift h and the noise Σ_j √p_j G_j ξ_j against an independent NumPy twin;
 - the drift against central finite differences of the risk: with
@@ -189,7 +189,7 @@ def test_losses_are_stable_at_extreme_outputs():
 @pytest.mark.parametrize(("act", "layers", "loss", "C"), COMBOS, ids=IDS)
 def test_shared_noise_cross_covariance(act, layers, loss, C, rng, ref, make_hand_data):
     # Shared ξ for two particles w, w' gives them the cross-covariance of SGD's noise,
-    # C(w, w') = Σ_j p_j (H_j(w) − h̄(w))(H_j(w') − h̄(w'))ᵀ (THEORY §3).
+    # C(w, w') = Σ_j p_j (H_j(w) − h̄(w))(H_j(w') − h̄(w'))ᵀ (docs/theory.rst §3).
     J, n = 5, 100_000
     data = make_hand_data(rng, J, P_DIM, C, loss)
     model = build(act, layers, loss, C, 0.0, data)

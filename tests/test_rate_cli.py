@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from meanfield.cli import main
+from meanfield.shipped import dataset_path
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 TINY = """
@@ -98,18 +99,15 @@ def test_convergence_rate_script_resumes_finished_dir(rate_dir):
 
 
 def test_closed_form_rate_study(tmp_path):
-    """The shipped closed-form study (THEORY.md §6, 256 replicas, N = 100 … 10⁴, ≈ 10 s):
+    """The shipped closed-form study (docs/theory.rst §6, 256 replicas, N = 100 … 10⁴, ≈ 10 s):
     slope −0.5 ± 0.03 and E_N within 3 bootstrap standard errors of sqrt(tr(AΣ₀Aᵀ)/N)
     at every N, A = I − (I − ηQ)^{n_T}."""
-    root = SCRIPTS.parent
     out = tmp_path / "cf"
-    cfg = root / "scripts" / "configs" / "rate_closed_form.toml"
-    assert main(["rate", str(cfg), "--out", str(out),
-                 "--set", f'data.path="{root / "data" / "closed_form.npz"}"']) == 0
+    assert main(["rate", "closed_form", "--out", str(out)]) == 0  # a shipped config by name
     r = json.loads((out / "rate.json").read_text())
     c = r["coupling"]
     assert abs(c["slope"] + 0.5) <= 0.03
-    x = np.load(root / "data" / "closed_form.npz")["x"]
+    x = np.load(dataset_path("closed_form.npz"))["x"]
     Q = x.T @ x / len(x)
     eta, n = 0.05, 40
     A = np.eye(2) - np.linalg.matrix_power(np.eye(2) - eta * Q, n)

@@ -1,6 +1,6 @@
-"""scripts/reproduce_paper.py end to end on tiny settings, and the fixed-init property."""
+"""``meanfield paper`` (scripts/reproduce_paper.py) end to end on tiny settings, and the
+fixed-init property."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 import meanfield as mf
+from meanfield.cli import main
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "reproduce_paper.py"
-
-
-def _load_script():
-    spec = importlib.util.spec_from_file_location("reproduce_paper", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _finite_numbers(obj, path="paper.json"):
@@ -37,7 +31,7 @@ def paper_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("paper")
     argv = ["--out", str(out), "--sizes", "40", "80", "160", "--T", "2", "--replicas", "2",
             "--fixed-sizes", "10", "40", "--fixed-T", "1", "--fixed-replicas", "3"]
-    assert _load_script().main(argv) == 0
+    assert main(["paper", *argv]) == 0
     return out
 
 
@@ -120,3 +114,13 @@ def test_independent_sde_spreads_a_dirac_init():
     spread = np.ptp(W[-1], axis=0)
     assert spread.max() > 1e-3
     assert np.count_nonzero(spread > 0) > 10  # output weights and the non-constant inputs
+
+
+def test_script_is_the_paper_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "--full" in out
+    assert "meanfield paper" in out

@@ -1,4 +1,4 @@
-"""The stepsize schedule of THEORY.md §2: γ_{α,N}, n_T, snapshot steps, ω."""
+"""The stepsize schedule of docs/theory.rst §2: γ_{α,N}, n_T, snapshot steps, ω."""
 
 import math
 
@@ -91,7 +91,7 @@ def test_omega_and_eta():
     n = np.arange(5)
     gan = 0.2
     np.testing.assert_allclose(eta(n, gan, 0.25), gan * (1.0 + n * gan) ** -0.25, rtol=1e-15)
-    # the learning-rate form of THEORY §2: η_n = γ N^β (n + 1/γ_{α,N})^{−α} / N
+    # the learning-rate form of docs/theory.rst §2: η_n = γ N^β (n + 1/γ_{α,N})^{−α} / N
     gamma, beta, alpha, N = 0.7, 0.5, 0.25, 64
     gan = (gamma * N ** (beta - 1)) ** (1 / (1 - alpha))
     lr = gamma * N**beta * (n + 1 / gan) ** (-alpha)

@@ -1,4 +1,4 @@
-"""The model maths of THEORY.md §1–3 in plain NumPy: the one oracle.
+"""The model maths of docs/theory.rst §1–3 in plain NumPy: the one oracle.
 
 Forward pass, losses, per-atom gradients H, drift, centred noise, one SGD and one
 Euler–Maruyama step, written out from the formulas, independently of the engine: this

@@ -1,4 +1,4 @@
-"""The N → ∞ McKean–Vlasov limit (THEORY.md §4): three independent solvers.
+"""The N → ∞ McKean–Vlasov limit (docs/theory.rst §4): three independent solvers.
 
 - ``pde`` (:mod:`.pde`): finite volumes for the limit PDE on a uniform grid, D ≤ 2;
 - ``reference`` (:mod:`.reference`): N_ref particles of the engine with their own step;

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 # Keys the limit does not depend on: the run section (N, replicas, seed) always ...
 _RUN_KEYS = {"run.N": None, "run.seeds": None, "run.seed": None}
 # ... and, for a deterministic limit (β < 1 or mode ode), also γ, β, M and the noise
-# settings: the MV ODE is the same for all of them (THEORY.md §4).
+# settings: the MV ODE is the same for all of them (docs/theory.rst §4).
 _NOISE_KEYS = {"schedule.beta": 0.0, "schedule.gamma": None, "schedule.batch": None,
                "dynamics.mode": "ode", "dynamics.noise": None, "dynamics.sampling": None,
                "dynamics.dt_factor": None}

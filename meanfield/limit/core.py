@@ -1,4 +1,4 @@
-"""The computed limit (``Limit``) and the rules of when a limit exists (THEORY.md §4–5)."""
+"""The computed limit (``Limit``) and the rules of when a limit exists (docs/theory.rst §4–5)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def is_deterministic(config) -> bool:
 
 
 def check_limit_defined(config) -> None:
-    """Raise ConfigError for combinations without a deterministic limit (THEORY.md §4)."""
+    """Raise ConfigError for combinations without a deterministic limit (docs/theory.rst §4)."""
     d = config.dynamics
     if config.schedule.beta == 1.0 and (d.mode == "sgd" or (d.mode == "sde"
                                                              and d.noise == "shared")):
@@ -89,7 +89,7 @@ def check_coupling(config) -> None:
     """Raise ConfigError unless synchronous coupling is defined for this config.
 
     Coupling is defined for sde (independent noise, or any noise at β < 1), ode, and sgd
-    with β < 1 (THEORY.md §4–5).
+    with β < 1 (docs/theory.rst §4–5).
     """
     d = config.dynamics
     if d.mode == "sgd" and config.schedule.beta == 1.0:

@@ -1,4 +1,4 @@
-"""Grid PDE for the McKean–Vlasov limit, D ≤ 2 (THEORY.md §4, method 1).
+"""Grid PDE for the McKean–Vlasov limit, D ≤ 2 (docs/theory.rst §4, method 1).
 
 Solves, for the law λ_t of one parameter vector w ∈ R^D,
 
@@ -375,7 +375,7 @@ def _evolve(config, data, model, box, law, lam0, pool):
 
 
 def solve_pde(config, data=None, model=None) -> Limit:
-    """Solve the limit PDE on a grid (THEORY.md §4, method 1) and return its :class:`Limit`.
+    """Solve the limit PDE on a grid (docs/theory.rst §4, method 1) and return its :class:`Limit`.
 
     Parameters
     ----------

@@ -4,7 +4,7 @@ Setting: scikit-learn's 8×8 digits (64 standardised inputs, 10 classes, a held-
 split), a two-layer ReLU network with both layers trained and the mean-field output
 f_N = (1/N) Σ_k a^k σ(⟨b^k, x⟩), cross-entropy, PyTorch's default initialisation, and
 minibatch SGD with one batch of M atoms shared by all neurons at the learning rate
-γN^β(n + 1/γ_{α,N})^{−α}, i.e. the engine's schedule (THEORY.md §2).
+γN^β(n + 1/γ_{α,N})^{−α}, i.e. the engine's schedule (docs/theory.rst §2).
 
 Two studies, each a plain function returning JSON-ready dicts (:func:`reproduce` runs
 them all and writes the figures, drawn by :mod:`meanfield.plotting`):
@@ -19,7 +19,7 @@ them all and writes the figures, drawn by :mod:`meanfield.plotting`):
 2. :func:`fixed_init_study`: all neurons start at one point.  Shared-batch SGD keeps them
    identical; the independent-noise SDE spreads them.  Across replicas that differ only in
    the noise, the spread of the neuron-mean weight shrinks like N^{−(1−β)/2} for β < 1
-   and stays put at β = 1 (SGD's batch noise survives the limit, THEORY.md §4–5).
+   and stays put at β = 1 (SGD's batch noise survives the limit, docs/theory.rst §4–5).
 
 Parameter layout (layers = both): w = (a_0 … a_{C−1}, b_0 … b_{p−1}); the layer-1 weight
 from input r is index C + r.  Pixel 0 of every digit is 0, so after standardisation input
@@ -99,6 +99,12 @@ class PaperSettings:
     fixed_sde_max: int = 1000
 
 
+FULL = PaperSettings(sizes=(500, 1000, 2000, 5000, 10000, 50000),
+                     hist_sizes=(500, 5000, 50000),
+                     fixed_sizes=(10, 100, 1000, 10000), fixed_sde_max=3000)
+"""The paper's widths N = 500, 5000, 50000 (plus 1000, 2000, 10000 for the W2 fits)."""
+
+
 def base_config(s: PaperSettings, *, beta: float, N: int, T: float | None = None,
                 **extra: dict) -> Config:
     """Return the paper's config at (β, N); ``extra`` updates sections (``init={...}``)."""
@@ -135,12 +141,12 @@ def _run(cfg: Config, data: DataLaw, timings: dict, label: str):
 
 
 def _rate_block(ns: Sequence[int], samples: Sequence[np.ndarray], beta: float) -> dict:
-    """fit_rate on squared errors, as JSON (theory is the coupling exponent of THEORY §5)."""
+    """fit_rate on squared errors, as JSON (theory: the coupling exponent, docs/theory.rst §5)."""
     if len(ns) < 2:
         return {}
     fit = fit_rate(ns, samples, beta=beta)
     blk = fit.to_json()
-    blk["theory_note"] = "coupling-error exponent of THEORY.md §5, for reference"
+    blk["theory_note"] = "coupling-error exponent of docs/theory.rst §5, for reference"
     return blk
 
 
@@ -265,7 +271,7 @@ def fixed_init_study(s: PaperSettings, data: DataLaw, *, timings: dict | None = 
     dict
         ``point_seed``; ``identity`` (N, times, the across-neuron spread (max over
         parameters of the std across neurons) against time for sgd and sde, and the largest
-        |W^k − W^1| under sgd); ``across_runs``: for each regime (sgd at every β in
+        ``|W^k − W^1|`` under sgd); ``across_runs``: for each regime (sgd at every β in
         {0.75, 1}, sde-independent at β = 1) the across-replica spread of the neuron-mean
         weight at T per N with a log-log fit (``expected`` slope −(1 − β)/2 for sgd, −½
         for the independent SDE).

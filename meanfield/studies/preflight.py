@@ -25,6 +25,7 @@ from ..limit import check_coupling
 from ..limit.solve import limit_bytes, resolve_method
 from ..model import make_model
 from ..schedule import make_schedule
+from ..shipped import resolve_data_path
 
 _GiB = float(1 << 30)
 
@@ -83,8 +84,8 @@ def _atoms_bound(config: Config) -> int:
     d = config.data
     if d.kind == "file":
         try:
-            return os.path.getsize(d.path) // 8 + 1
-        except (OSError, TypeError):
+            return os.path.getsize(resolve_data_path(d.path)) // 8 + 1
+        except (OSError, TypeError, AttributeError, ConfigError):
             return 0  # make_data says what is wrong with the file
     if d.kind == "digits":
         return 1797 * 75

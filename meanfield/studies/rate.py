@@ -137,7 +137,7 @@ def rate_task(config: Config, *, limits: LimitCache | None = None, progress: boo
 
 
 def rate_summary(results, config) -> dict:
-    """Build rate.json (DESIGN.md) from the gathered results of a ``meanfield rate`` sweep.
+    """Build rate.json (docs/guide/rate.rst) from the gathered results of a rate sweep.
 
     Parameters
     ----------
@@ -201,7 +201,7 @@ def run_rate(config: Config, out: str | os.PathLike, *, fresh: bool = False,
     """Run (or resume) a rate study into ``out``, as ``meanfield rate`` does.
 
     Writes ``config.toml``, ``manifest.json``, ``tasks/``, ``results.nc``, ``rate.json``
-    and ``w2_vs_n.png`` (DESIGN.md).
+    and ``w2_vs_n.png`` (docs/guide/rate.rst).
 
     Parameters
     ----------

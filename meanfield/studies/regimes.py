@@ -1,4 +1,4 @@
-"""Stepsize-regime explorer: a rate study per (β, α, γ, M) cell (THEORY.md §2, §4, §5).
+"""Stepsize-regime explorer: a rate study per (β, α, γ, M) cell (docs/theory.rst §2, §4, §5).
 
 A cell is one regime. Its widths run from ``regimes.N_min`` up to the widest N whose run
 costs at most ``regimes.budget`` particle-steps per replica (N · n_T, with n_T growing like
@@ -116,7 +116,7 @@ def regime_task(config: Config, *, limits: LimitCache | None = None,
     """Run one (cell, N) point of ``meanfield regimes``.
 
     The variables of :func:`rate_task` (without the exact W2), plus the limit-type study
-    (THEORY.md §5): ``regimes.spread_seeds`` one-replica runs from one fixed W_0
+    (docs/theory.rst §5): ``regimes.spread_seeds`` one-replica runs from one fixed W_0
     (``init.seed`` = ``run.seed``) that differ only in their noise seeds (``run.seed``);
     ``spread`` (spread_replica,) is each run's squared deviation from the across-run mean,
     summed over parameters, averaged over neurons and scaled by S/(S − 1), so its mean is

@@ -83,10 +83,10 @@ def w2(
 
     ``method="auto"`` picks, in order:
 
-    1. ``d == 1`` → :func:`w2_1d` (exact, any size);
+    1. ``d == 1`` → :func:`~meanfield.wasserstein.w2_1d` (exact, any size);
     2. ``8 n m <= memory_bytes`` (the float64 cost matrix fits) and ``n, m <= 5000``
-       → :func:`w2_exact`;
-    3. otherwise → :func:`w2_sliced` with ``projections``, or
+       → :func:`~meanfield.wasserstein.w2_exact`;
+    3. otherwise → :func:`~meanfield.wasserstein.w2_sliced` with ``projections``, or
        ``projection_set(d, 200, seed)`` when ``projections`` is None.
 
     Parameters
@@ -100,8 +100,10 @@ def w2(
     b : (m,) ndarray of float64, optional
         Weights of ``y``; uniform when None.
     method : {"auto", "exact", "1d", "sliced", "sinkhorn", "gaussian"}, optional
-        Estimator; the explicit names call :func:`w2_exact`, :func:`w2_1d`,
-        :func:`w2_sliced`, :func:`sinkhorn_divergence`, :func:`w2_gaussian`.
+        Estimator; the explicit names call :func:`~meanfield.wasserstein.w2_exact`,
+        :func:`~meanfield.wasserstein.w2_1d`, :func:`~meanfield.wasserstein.w2_sliced`,
+        :func:`~meanfield.wasserstein.sinkhorn_divergence`,
+        :func:`~meanfield.wasserstein.w2_gaussian`.
     memory_bytes : float, optional
         Memory budget for the ``(n, m)`` cost matrix in the ``"auto"`` rule.
     projections : (L, d) ndarray of float64, optional
