@@ -63,4 +63,4 @@ html_theme_options = {
     "show_toc_level": 2,
 }
 html_static_path = []
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "examples/*.rst"]  # gallery sources

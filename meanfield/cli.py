@@ -1,4 +1,6 @@
-"""The ``meanfield`` command line (docs/guide/outputs.rst: commands, DIR rules, exit codes).
+"""meanfield: mean-field SGD in wide two-layer networks, its N → ∞ limit and convergence rates.
+
+Commands, the rules of the output DIR and the exit codes: docs/guide/outputs.rst.
 
 Each command is one call of a Python function (:mod:`meanfield.studies`); this module
 parses arguments, prints that function's summary and maps exceptions to exit codes.

@@ -2,7 +2,8 @@
 
 A ``[sweep]`` section maps dotted config keys to lists of values
 (``"run.N" = [100, 1000]``); the sweep is their Cartesian product, each point a *task*:
-a fully resolved config with a stable id (hash of its TOML and the package version).
+a fully resolved config with a stable id (:func:`task_id`: the parsed config, its data
+files' contents and ``RESULTS_FORMAT``).
 Replicas come from ``run.seeds`` inside each task.  Every finished task is written
 atomically to ``DIR/tasks/<id>.nc``; a rerun on the same DIR skips finished tasks and
 redoes missing, partial or corrupt ones.  Results are gathered into ``DIR/results.nc``
@@ -60,7 +61,8 @@ class Task:
     Attributes
     ----------
     id : str
-        Stable id: hash of the resolved config's TOML and the package version.
+        Stable id (:func:`task_id`): hash of the parsed config, the contents of the data
+        files it reads and ``RESULTS_FORMAT``.
     index : tuple of int
         Position along each axis.
     values : dict
