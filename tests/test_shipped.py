@@ -10,8 +10,13 @@ import meanfield as mf
 from meanfield.cli import main
 from meanfield.config import reference
 from meanfield.errors import ConfigError
-from meanfield.shipped import (CONFIG_DIR, config_names, dataset_path, find_config,
-                               resolve_data_path)
+from meanfield.shipped import (
+    CONFIG_DIR,
+    config_names,
+    dataset_path,
+    find_config,
+    resolve_data_path,
+)
 
 
 def test_every_shipped_config_loads():
@@ -84,7 +89,8 @@ def test_reference_lists_every_key_with_its_default():
         assert set(keys) == set(vars(section)), sec
         for name, k in keys.items():
             assert k["default"] == getattr(section, name)
-            assert k["allowed"] and k["doc"], f"{sec}.{name}"
+            assert k["allowed"], f"{sec}.{name}"
+            assert k["doc"], f"{sec}.{name}"
 
 
 def _outside(allowed: str):
