@@ -391,14 +391,23 @@ def _split_key(dotted: str) -> tuple[str, str]:
 
 
 def _parse_override(item: str) -> tuple[str, str, Any]:
-    """Parse ``"section.key=value"``; value is TOML, or a bare word taken as a string."""
+    """Parse ``"section.key=value"``; value is TOML, or a bare word taken as a string.
+
+    ``sweep.section.key=[...]`` (or ``sweep."section.key"=[...]``) sets one sweep axis:
+    returned as ``("sweep", "section.key", values)``.
+    """
     dotted, eq, text = item.partition("=")
     dotted, text = dotted.strip(), text.strip()
     try:
         if not eq:
             msg = "expected section.key=value"
             raise ConfigError(msg)
-        section, name = _split_key(dotted)
+        if dotted.startswith("sweep."):
+            axis = dotted.removeprefix("sweep.").strip("\"'")
+            _split_key(axis)
+            section, name = "sweep", axis
+        else:
+            section, name = _split_key(dotted)
         try:
             doc = tomllib.loads(f"v = {text}")
             if len(doc) != 1:
@@ -430,7 +439,8 @@ def parse_config(mapping: Mapping[str, Any], overrides: Iterable[str] = ()) -> C
     overrides : iterable of str
         ``"section.key=value"`` strings applied after ``mapping``; ``value`` is parsed as a
         TOML value (``schedule.beta=0.75``, ``init.point=[0.1, 0.2]``), and a bare word
-        that is not TOML is taken as a string (``data.kind=digits``).
+        that is not TOML is taken as a string (``data.kind=digits``).  A sweep axis is
+        set with ``sweep.run.N=[100, 1000]`` (replacing that axis, or adding it).
 
     Returns
     -------
@@ -459,7 +469,12 @@ def parse_config(mapping: Mapping[str, Any], overrides: Iterable[str] = ()) -> C
         tables[section] = dict(table)
     for item in overrides:
         section, name, value = _parse_override(item)
-        tables.setdefault(section, {})[name] = value
+        if section == "sweep":
+            if not isinstance(tables.get("sweep", {}), Mapping):
+                _fail("[sweep]", "be a table", tables["sweep"])
+            tables["sweep"] = {**tables.get("sweep", {}), name: value}
+        else:
+            tables.setdefault(section, {})[name] = value
     sections = {s: cls(**tables.get(s, {})) for s, cls in _SECTIONS.items()}
     return Config(**sections, sweep=tables.get("sweep"))
 

@@ -224,7 +224,7 @@ def test_overrides_are_parsed_as_toml():
         ("schedule.beta", r"bad override 'schedule\.beta': expected section\.key=value"),
         ("model.foo=1", r"bad override 'model\.foo=1': unknown key model\.foo \(allowed:"),
         ("bar.x=1", r"bad override 'bar\.x=1': unknown section \[bar\]"),
-        ("sweep.x=1", r"bad override 'sweep\.x=1': unknown section \[sweep\]"),
+        ("sweep.x=1", r"bad override 'sweep\.x=1': unknown section \[x\]"),
         ("init.point=[0.1,", r"bad override 'init\.point=\[0\.1,': malformed TOML value"),
         ('data.kind="digits', r"bad override .*malformed TOML value"),
         ("run.N=", r"bad override 'run\.N=': malformed TOML value"),
@@ -297,3 +297,17 @@ def test_regimes_section():
     _raises(r"^regimes\.decades must lie in \[1\.5, 6\]", {"regimes": {"decades": 1}})
     _raises(r"^regimes\.gamma and regimes\.batch must have the same length",
             {"regimes": {"gamma": [1, 2]}})
+
+
+def test_sweep_axis_override():
+    base = {"run": {"N": 10}, "sweep": {"run.N": [10, 20], "schedule.beta": [0.5, 1.0]}}
+    cfg = parse_config(base, ["sweep.run.N=[40, 80, 160]"])
+    assert dict(cfg.sweep) == {"run.N": (40, 80, 160), "schedule.beta": (0.5, 1.0)}
+    assert list(cfg.sweep) == ["run.N", "schedule.beta"]  # axis order kept
+    cfg = parse_config({}, ['sweep."dynamics.T"=[1.0, 2.0]'])
+    assert dict(cfg.sweep) == {"dynamics.T": (1.0, 2.0)}
+    assert base["sweep"]["run.N"] == [10, 20]  # the mapping is not modified
+    with pytest.raises(ConfigError, match="unknown key run.NN"):
+        parse_config({}, ["sweep.run.NN=[1, 2]"])
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse_config({}, ["sweep.nope.N=[1, 2]"])

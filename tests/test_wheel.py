@@ -46,17 +46,20 @@ def test_wheel_runs_main_job_and_digits_without_a_clone(tmp_path):
     assert where.splitlines()[1] == "None"
     assert "rate_quick" in _run([cli, "configs"], cwd=elsewhere, env=env)
 
-    # the README's main job, by name, on smaller sizes
-    _run([cli, "rate", "quick", "--out", "rate", "--set", 'sweep."run.N"=[40, 80, 160]',
-          "--set", "run.seeds=8", "--set", "dynamics.T=2.0", "--set", "limit.grid=48"],
-         cwd=elsewhere, env=env)
+    # the README's main job, as a user would shrink it: print the shipped config, edit it
+    text = _run([cli, "configs", "rate_quick"], cwd=elsewhere, env=env)
+    assert '"run.N" = [100, 300, 1000, 3000, 10000]' in text
+    (elsewhere / "small.toml").write_text(text.replace(
+        '"run.N" = [100, 300, 1000, 3000, 10000]', '"run.N" = [40, 80, 160]'))
+    _run([cli, "rate", "small.toml", "--out", "rate", "--set", "run.seeds=8",
+          "--set", "dynamics.T=2.0", "--set", "limit.grid=48"], cwd=elsewhere, env=env)
     rate = json.loads((elsewhere / "rate" / "rate.json").read_text())
     assert rate["N"] == [40, 80, 160]
     assert (elsewhere / "rate" / "w2_vs_n.png").read_bytes()[:4] == b"\x89PNG"
 
-    # a shipped data set named in a shipped config
-    _run([cli, "run", "rate_closed_form", "--out", "cf", "--set", "sweep={}",
-          "--set", "run.N=50", "--set", "run.seeds=2"], cwd=elsewhere, env=env)
+    # a shipped data set named in a shipped config, run by name
+    _run([cli, "limit", "rate_closed_form", "--out", "cf"], cwd=elsewhere, env=env)
+    assert (elsewhere / "cf" / "limit.nc").is_file()
 
     # the digits experiment in miniature, from the shipped digits copy
     _run([cli, "paper", "--out", "paper", "--sizes", "20", "40", "--T", "1", "--replicas",
