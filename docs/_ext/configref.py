@@ -40,7 +40,9 @@ def config_rst() -> list[str]:
     for sec in reference():
         name = sec["section"]
         title = f"[{name}]"
-        doc = [ln.strip() for ln in sec["doc"].strip().splitlines()]
+        text = sec["doc"].strip().removeprefix(f"[{name}]:").strip()
+        doc = [ln.strip() for ln in text.splitlines()]
+        doc[0] = doc[0][:1].upper() + doc[0][1:]
         lines += [f".. _config-{name}:", "", title, "-" * len(title), "", *doc, "",
                   ".. list-table::", "   :header-rows: 1", "   :widths: 14 14 36 36", "",
                   "   * - key", "     - default", "     - allowed", "     - meaning"]

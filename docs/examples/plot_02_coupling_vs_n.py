@@ -13,11 +13,10 @@ a temporary directory.
 # %%
 # A tiny rate study
 # -----------------
-# ``rate_quick`` lists its widths in a ``[sweep]`` table, which ``"key=value"`` overrides
-# do not reach: read the TOML, shorten the list, and validate the result with
-# :func:`meanfield.parse_config`.
+# ``rate_quick`` lists its widths in a ``[sweep]`` table; overrides, as on the command line
+# (``--set 'sweep.run.N=[100, 300, 1000]'``), shrink it. :func:`meanfield.load_config`
+# validates the result.
 import tempfile
-import tomllib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -27,9 +26,8 @@ import meanfield as mf
 from meanfield.plotting import plot_rates
 from meanfield.shipped import find_config
 
-tables = tomllib.loads(find_config("rate_quick").read_text(encoding="utf-8"))
-tables["sweep"]["run.N"] = [100, 300, 1000]
-cfg = mf.parse_config(tables, ["run.seeds=64", "dynamics.T=2.0", "limit.grid=64"])
+cfg = mf.load_config(find_config("rate_quick"), ["sweep.run.N=[100, 300, 1000]", "run.seeds=64",
+                                                  "dynamics.T=2.0", "limit.grid=64"])
 
 tmp = tempfile.TemporaryDirectory(prefix="meanfield-rate-")
 out = Path(tmp.name) / "rate"

@@ -16,7 +16,6 @@ with :func:`meanfield.trajectory_dataset` and a sweep over N with
 # neurons. :func:`meanfield.trajectory_dataset` gives the :class:`~meanfield.Trajectory` the
 # names and dimensions of ``trajectory.nc``.
 import tempfile
-import tomllib
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -57,9 +56,7 @@ axes[1].legend()
 # A ``[sweep]`` table turns :func:`meanfield.run_simulation` into one task per point; the
 # gathered ``results.nc`` gets a dimension per sweep axis (``run.N`` becomes ``N``).
 # Output goes into a temporary directory.
-tables = tomllib.loads(find_config("quickstart").read_text(encoding="utf-8"))
-tables["sweep"] = {"run.N": [100, 300, 1000]}
-sweep_cfg = mf.parse_config(tables)
+sweep_cfg = mf.load_config(find_config("quickstart"), ["sweep.run.N=[100, 300, 1000]"])
 tmp = tempfile.TemporaryDirectory(prefix="meanfield-sweep-")
 out = Path(tmp.name) / "sweep"
 mf.run_simulation(sweep_cfg, out)
