@@ -71,19 +71,14 @@ def _cmd_regimes(args) -> int:
 
 
 def _cmd_configs(args) -> int:
-    from .shipped import CONFIG_DIR, config_names, config_summary
+    from .shipped import config_command, config_names, config_path, config_summary
 
     if args.name is None:
         for name in config_names():
-            command = name.split("_")[0] if name.startswith(("rate_", "regimes_")) else "run"
-            print(f"{name:18s} meanfield {command} {name} --out DIR")
+            print(f"{name:18s} meanfield {config_command(name)} {name} --out DIR")
             print(f"{'':18s} {config_summary(name)}")
         return EXIT_OK
-    stem = args.name.removesuffix(".toml")
-    if stem not in config_names():
-        msg = f"no shipped config named {args.name!r} (shipped: {', '.join(config_names())})"
-        raise ConfigError(msg)
-    sys.stdout.write((CONFIG_DIR / f"{stem}.toml").read_text(encoding="utf-8"))
+    sys.stdout.write(config_path(args.name).read_text(encoding="utf-8"))
     return EXIT_OK
 
 

@@ -180,10 +180,11 @@ def _read_file(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarr
     (0 → −1); cross-entropy takes (J,) class indices or (J, C) probability rows.
     """
     path = cfg.data.path
-    if path is None or not resolve_data_path(path).is_file():
+    file = None if path is None else resolve_data_path(path)
+    if file is None or not file.is_file():
         _bad_file(path, "no such file")
     try:
-        with np.load(resolve_data_path(path), allow_pickle=False) as f:
+        with np.load(file, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, EOFError, ValueError, AttributeError, TypeError, BadZipFile) as exc:
         _bad_file(path, f"not a readable .npz archive without pickles ({exc})")
@@ -239,10 +240,11 @@ def data_digest(cfg) -> str | None:
     d = cfg.data
     h = hashlib.sha256()
     if d.kind == "file":
-        if d.path is None or not resolve_data_path(d.path).is_file():  # not a FIFO
+        file = None if d.path is None else resolve_data_path(d.path)
+        if file is None or not file.is_file():  # not a FIFO or a device
             return None
         try:
-            with open(resolve_data_path(d.path), "rb") as fh:
+            with open(file, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):
                     h.update(chunk)
         except (OSError, TypeError):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from meanfield.errors import ConfigError
 
-__all__ = ["PREFIX", "config_names", "config_summary", "dataset_path", "find_config",
-           "resolve_data_path"]
+__all__ = ["PREFIX", "config_command", "config_names", "config_path", "config_summary",
+           "dataset_path", "find_config", "resolve_data_path"]
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DATASET_DIR = Path(__file__).resolve().parent / "datasets"
@@ -26,10 +26,31 @@ def config_names() -> list[str]:
     return sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
 
 
+def config_path(name: str) -> Path:
+    """Return the file of shipped config ``name`` (``rate_quick`` or ``rate_quick.toml``).
+
+    Raises
+    ------
+    ConfigError
+        No shipped config has that name.
+    """
+    stem = name.removesuffix(".toml")
+    if stem not in config_names():
+        msg = f"no shipped config named {name!r} (shipped: {', '.join(config_names())})"
+        raise ConfigError(msg)
+    return CONFIG_DIR / f"{stem}.toml"
+
+
+def config_command(name: str) -> str:
+    """Return the command that runs shipped config ``name`` (its prefix, else ``run``)."""
+    prefix = name.split("_")[0]
+    return prefix if prefix in ("rate", "regimes") else "run"
+
+
 def config_summary(name: str) -> str:
     """Return the first sentence of shipped config ``name``'s opening comment."""
     lines = []
-    for line in (CONFIG_DIR / f"{name}.toml").read_text(encoding="utf-8").splitlines():
+    for line in config_path(name).read_text(encoding="utf-8").splitlines():
         if not line.startswith("#"):
             break
         lines.append(line.lstrip("#").strip())
@@ -49,9 +70,10 @@ def find_config(text: str, command: str | None = None) -> Path:
     if path.is_file() or path.parent != Path("."):
         return path
     stem = path.name.removesuffix(".toml")
+    shipped = config_names()
     for name in (stem, f"{command}_{stem}" if command else None):
-        if name is not None and (CONFIG_DIR / f"{name}.toml").is_file():
-            return CONFIG_DIR / f"{name}.toml"
+        if name in shipped:
+            return config_path(name)
     return path
 
 

@@ -33,9 +33,22 @@ PAPER = ("paper", ["paper"])
 FRACTIONS = {0.0: "0", 0.25: "¼", 0.5: "½", 0.75: "¾", 1.0: "1"}
 
 
+def _argv(args: list[str], out: str) -> list[str]:
+    """The command line of a study: command and config, ``--out``, then the overrides."""
+    return [*args[:2], "--out", out, *args[2:]]
+
+
 def _command(args: list[str], out: str) -> str:
-    quoted = [a if " " not in a else f"'{a}'" for a in args]
-    return " ".join(["meanfield", *quoted[:2], "--out", out, *quoted[2:]])
+    return " ".join(["meanfield", *(a if " " not in a else f"'{a}'" for a in _argv(args, out))])
+
+
+def _read(path: Path):
+    """The JSON a study wrote, or None when that study has not run."""
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _fraction(x: float) -> str:
+    return FRACTIONS.get(x, f"{x:g}")
 
 
 def _ci(x: float, ci: list[float]) -> str:
@@ -54,10 +67,10 @@ def rate_rows(root: Path) -> list[list[str]]:
     """One row per shipped rate study: command, regime, slope of E_N with CI, theory."""
     rows = []
     for name, args, regime in RATE_STUDIES:
-        path = root / name / "rate.json"
-        if not path.is_file():
+        summary = _read(root / name / "rate.json")
+        if summary is None:
             continue
-        c = json.loads(path.read_text())["coupling"]
+        c = summary["coupling"]
         rows.append([f"``{_command(args, name)}``", regime, _ci(c["slope"], c["slope_ci"]),
                      f"{c['theory']:g}", "yes" if c["agrees"] else "no"])
     return rows
@@ -65,13 +78,10 @@ def rate_rows(root: Path) -> list[list[str]]:
 
 def regimes_rows(root: Path) -> list[list[str]]:
     """One row per regimes cell: β, α, exponent with CI, theory, limit type."""
-    path = root / REGIMES[0] / "regimes.json"
-    if not path.is_file():
-        return []
+    cells = _read(root / REGIMES[0] / "regimes.json")
     rows = []
-    for cell in json.loads(path.read_text()):
-        rows.append([FRACTIONS.get(cell["beta"], f"{cell['beta']:g}"),
-                     FRACTIONS.get(cell["alpha"], f"{cell['alpha']:g}"),
+    for cell in cells or []:
+        rows.append([_fraction(cell["beta"]), _fraction(cell["alpha"]),
                      _ci(cell["exponent"], cell["exponent_ci"]), f"{cell['theory']:.3f}",
                      "yes" if cell["agrees"] else "no",
                      f"{cell['limit_type']} ({cell['limit_type_theory']})"])
@@ -80,16 +90,14 @@ def regimes_rows(root: Path) -> list[list[str]]:
 
 def paper_rows(root: Path) -> list[list[str]]:
     """One row per (β, marginal) of the digits width study: W2 slope, floors, accuracy."""
-    path = root / PAPER[0] / "paper.json"
-    if not path.is_file():
-        return []
+    paper = _read(root / PAPER[0] / "paper.json")
     rows = []
-    for st in json.loads(path.read_text())["width_study"]:
+    for st in [] if paper is None else paper["width_study"]:
         acc = [sum(r["test_accuracy_T"]) / len(r["test_accuracy_T"]) for r in st["runs"]]
         for name, w in st["w2"].items():
             fit = w["fit"]
             slope = "—" if fit is None else _ci(fit["slope"], fit["slope_ci"])
-            rows.append([FRACTIONS.get(st["beta"], f"{st['beta']:g}"), name, slope,
+            rows.append([_fraction(st["beta"]), name, slope,
                          f"{w['floor_two_widest_runs']:.4f}",
                          f"{min(acc):.3f}–{max(acc):.3f}"])
     return rows
@@ -136,8 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = {}
     if args.run:
         for name, cmd, *_ in [*RATE_STUDIES, REGIMES, PAPER]:
-            line = [*cmd[:1], *([] if cmd[0] == "paper" else cmd[1:2]), "--out",
-                    str(args.root / name), *([] if cmd[0] == "paper" else cmd[2:])]
+            line = _argv(cmd, str(args.root / name))
             print("meanfield " + " ".join(line), flush=True)
             start = time.perf_counter()
             code = cli_main(line)
