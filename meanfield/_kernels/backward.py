@@ -7,11 +7,11 @@ import math
 import numba as nb
 
 from .forward import _dsig, _dsig_block, _preact_block, _sig_block
-from .jit import _BOTH, _JIT, _LOGISTIC, _SQUARED, BLOCK, TILE, _like
+from .jit import _BOTH, _JIT, _KERNEL, _LOGISTIC, _SQUARED, BLOCK, TILE, _like
 from .simd import _input_grads4x4
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _output_grads(Wt, lo, nk, g, i, cd, cn, noise, layers, act, sig, dsig, e, GD, GN):
     """Add the output-weight part of H for neurons lo..lo+nk−1 and loss gradient g_i.
 
@@ -44,7 +44,7 @@ def _output_grads(Wt, lo, nk, g, i, cd, cn, noise, layers, act, sig, dsig, e, GD
             e[k] = g0 * dsig[k]
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _output_grads_tile(Wt, lo, nk, g, i0, cd, act, sig, e, GD):
     """``_output_grads`` of a full tile of 4 atoms i0..i0+3 (layers = both, no noise).
 
@@ -79,7 +79,7 @@ def _output_grads_tile(Wt, lo, nk, g, i0, cd, act, sig, e, GD):
         e3[k] *= _dsig(s3[k], act)
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, ebase, cnbase, GD, GN):
     """GD[off + r] += cd_i x_ir e_i and GN[off + r] += cn_i e_i x_ir for the nt atoms i0 + t.
 
@@ -122,7 +122,7 @@ def _input_grads_tile(X, atoms, i0, nt, cd, noise, off, nk, vec, ebase, cnbase, 
                     GD[off + r, k] += cx * e[k]
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _accumulate_atom(Wt, lo, nk, X, j, g, i, cd, cn, noise, layers, act, vec, GD, GN):
     """Add atom j's stochastic gradient to neurons lo..lo+nk−1: GD[:, k] += cd H, GN += cn_k H.
 

@@ -6,11 +6,11 @@ import numba as nb
 import numpy as np
 
 from .fastmath import _tanh
-from .jit import _BOTH, _JIT, _RELU, _SIGMOID, _TANH, BLOCK, TILE, _like
+from .jit import _BOTH, _JIT, _KERNEL, _RELU, _SIGMOID, _TANH, BLOCK, TILE, _like
 from .simd import _INPUTS_PER_PASS, _lane_dot, _preact8x4
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _sig_block(s, sig, nk, act):
     """sig[k] = σ(s[k]) for k < nk (one branch per block, the loops vectorise).
 
@@ -36,7 +36,7 @@ def _sig_block(s, sig, nk, act):
             sig[k] = s[k]
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _sig_tile(s, sig, nk, act):
     """``_sig_block`` of the 4 rows s = (s0, s1, s2, s3) into sig = (sig0, …, sig3), in one loop.
 
@@ -74,7 +74,7 @@ def _dsig(t, act):
     return d if act <= _RELU else one
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _dsig_block(sig, dsig, nk, act):
     """dsig[k] = σ'(s[k]) for k < nk, from sig[k] = σ(s[k]).
 
@@ -84,7 +84,7 @@ def _dsig_block(sig, dsig, nk, act):
         dsig[k] = _dsig(sig[k], act)
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _preact_block(Wt, lo, nk, off, X, j, s):
     """s[k] = ⟨b_{lo+k}, x_j⟩ for k < nk; Wt is (D, N), b = Wt[off:off+p]."""
     p = X.shape[1]
@@ -97,7 +97,7 @@ def _preact_block(Wt, lo, nk, off, X, j, s):
             s[k] += Wt[off + r, lo + k] * xr
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _preact_tile(Wt, lo, nk, off, X, atoms, i0, nt, rows, base):
     """rows[base + t, k] = ⟨b_{lo+k}, x_{atoms[i0+t]}⟩ for t < nt, k < nk.
 
@@ -158,7 +158,7 @@ def _preact_cols(Wt, lo, k0, nk, off, X, atoms, i0, nt, rows, base):
                 s[k] += Wt[off + r, lo + k] * xr
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out, store):
     """out[i, c] = Σ_{k∈[lo,hi)} q_k F(w_k, x_{atoms[i]})_c (q empty ⇒ q_k = 1).
 
@@ -192,7 +192,7 @@ def _forward_block(Wt, q, lo, hi, X, atoms, na, layers, act, vec, out, store):
                 out[i, 0] = _lane_dot(sig, 0, sig, nk, False)
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _reduce_blocks(u_part, nblocks, na, scale, u, limit):
     """U = scale · Σ_b u_part[b] in block order; return False on NaN/inf or |u| > limit."""
     C = u.shape[1]

@@ -2,6 +2,16 @@
 
 Kernels take the model and the dynamics as integer codes (runtime arguments), so that one
 compilation per dtype serves every model; :mod:`meanfield.model` maps names to codes.
+
+Two kinds of compiled function.  Per-element helpers called inside vectorised loops (σ,
+σ', tanh, the Philox rounds, a tile's products) take ``inline="always"``: Numba copies
+their IR into the caller, which the loop vectoriser needs.  Everything from a tile of atoms
+up (``_KERNEL``) is compiled once per signature and called, by the replica path, the block
+path and the limit solvers alike.  Copying whole block kernels into the step loops made a
+cold compile take many minutes (Numba deep-copies the IR at every inlined call site); a
+call per tile or block is cheap next to its loops, and the arithmetic, hence the bits, is the
+same either way.  ``_KERNEL`` functions allocate nothing, so they run without NRT
+reference counting.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from numba.core import types
 from numba.extending import overload
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_KERNEL = {**_JIT, "_nrt": False}  # tile and block kernels: compiled once, called
 
 # model codes (``meanfield.model.LAYERS``, ``ACTIVATIONS``, ``LOSSES``)
 _BOTH, _FIRST = 0, 1

@@ -14,12 +14,12 @@ import numpy as np
 
 from .backward import _input_grads_tile, _loss_grad_kernel, _output_grads, _output_grads_tile
 from .forward import _dsig, _forward_block, _preact_tile, _reduce_blocks, _sig_block
-from .jit import _BOTH, _JIT, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE, _like
+from .jit import _BOTH, _JIT, _KERNEL, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE, _like
 from .rng import _TAG_NOISE, _draw_batch, _fill_normals, _particle_pair, _particle_quad, _stream
 
 BLOWUP = 1e30  # |u| beyond this is a blow-up (no meaningful network output is this large)
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _grads_full_tile(Wt, lo, nk, X, atoms, g, cd, i0, nt, sig, noise, cn, act, GD, GN, normals):
     """``_output_grads`` + ``_input_grads_tile`` of a tile (layers = both, C = p = 1).
 
@@ -150,7 +150,7 @@ def _root_noise(GD, GN, ssum, k, kstep, n):
     return ((saa + s) * x0 + saw * x1) * r, (saw * x0 + (sww + s) * x1) * r
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p,
                   kstep, layers, act, l2, om, dt, ns, vec, GD, GN, store):
     """Advance neurons lo..hi−1 of Wt (D, N) by one step given the step's loss gradients g.
@@ -258,8 +258,8 @@ def _update_block(Wt, lo, hi, X, atoms, na, g, cd, noise, sampler, cn_shared, sq
 def _forward_blocks(Wt, b0, b1, X, atoms, na, layers, act, vec, u_part, sig_store):
     """Forward pass of blocks b0..b1−1 of Wt (D, N): u_part[b] and the kept activations.
 
-    A function of its own (not inlined) so that the block-parallel loop runs the same
-    vectorised code as the serial one.
+    A function of its own so that the block-parallel loop runs the same vectorised code
+    as the serial one.
     """
     N = Wt.shape[1]
     q = Wt[0, :0]
@@ -270,14 +270,13 @@ def _forward_blocks(Wt, b0, b1, X, atoms, na, layers, act, vec, u_part, sig_stor
                        vec, u_part[b], sig_store[b])
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _update_pair(Wt, b, X, atoms, na, g, cd, noise, sampler, cn_shared, sqrt_p, kstep,
                  layers, act, l2, om, dt, ns, vec, GD, GN, store, no_store, Ws, twin_noise,
                  all_atoms, gs, p, csq):
     """Update block b of the particles Wt, then (if Ws is not empty) of their limit twins.
 
-    One call site of ``_update_block`` for both (the twins' arguments are selected), so the
-    compiled step holds one copy of it.
+    One call site of ``_update_block`` for both (the twins' arguments are selected).
     """
     N = Wt.shape[1]
     lo, hi = b * BLOCK, min(N, (b + 1) * BLOCK)
@@ -310,7 +309,7 @@ def _update_blocks(Wt, b0, b1, X, atoms, na, g, cd, noise, sampler, cn_shared, s
                      twin_noise, all_atoms, gs, p, csq)
 
 
-@nb.njit(inline="always", **_JIT)
+@nb.njit(**_KERNEL)
 def _prepare_step(n, key, mode, sampler, sampling, M, uniform, pcum, p, sqrt_p, perm, epoch,
                   atoms, cd, cn_shared):
     """Draw the batch (sgd) or the shared noise (sde) of step n; return (na, kstep, epoch).
