@@ -29,7 +29,7 @@ import numpy as np
 from ._kernels.forward import _mean_field_kernel
 from ._kernels.jit import _ATOMS, _BOTH, _ODE, _ROOT, _SDE, _SGD, _SHARED, BLOCK, TILE
 from ._kernels.rng import _draw_batch, _noise_rows
-from ._kernels.step import BLOWUP, _advance_blocks, _advance_replicas
+from ._kernels.step import BLOWUP, _advance_blocks, _advance_replicas, _steps_serial
 from .data import DataLaw, make_data
 from .errors import ConfigError, NumericalError
 from .init import initial_particles, replica_streams
@@ -375,6 +375,7 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                  layers=model.layers, act=model.activation, loss=model.loss, l2=model.l2,
                  mode=mode, sampler=sampler, sampling=int(d.sampling == "epochs"), M=M,
                  dt=sched.dt, ns=ns, alpha=s.alpha)
+    sqrt_p, all_atoms = np.sqrt(pb.p), np.arange(pb.p.shape[0])  # as _advance_replicas has them
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -388,6 +389,9 @@ def simulate(config, *, data: DataLaw | None = None, save_weights: bool = True,
                 nsteps = min(per_call, n1 - n0)
                 if blocks:
                     _advance_blocks(Wt[0], keys[0], pb, n0, nsteps, scr, status)
+                elif R == 1:  # one replica on one thread: no parallel region to meet in
+                    status[0] = _steps_serial(Wt[0], 0, n0, nsteps, keys[0], pb, sqrt_p,
+                                              all_atoms, scr)
                 else:
                     _advance_replicas(Wt, keys, pb, n0, nsteps, scr, status)
                 if record_u:

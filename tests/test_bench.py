@@ -5,6 +5,7 @@ draws (``batch_draws`` with the replica key), so both must produce the same weig
 loop's single step is also checked against the NumPy oracle of conftest.py.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -166,3 +167,54 @@ def test_other_load_counts_only_other_processes_cpu_time():
     own = b[1] - a[1]
     assert own >= 0.45
     assert b[0] - a[0] >= own - 0.05  # both from 100 Hz tick accounting
+
+
+def test_loaded_targets_and_markdown():
+    # all threads / 1 thread with one CPU busy: at most 1 passes
+    res = {"rows": [], "plan": {"replicas": 8}, "jit": {"kind": "none"},
+           "loaded": [{"workload": "digits", "N": 1000, "seeds": 1, "sec_1": 2e-3,
+                       "sec_all": 3e-3, "ratio": 1.5},
+                      {"workload": "toy", "N": 1000, "seeds": 8, "sec_1": 4e-4,
+                       "sec_all": 3e-4, "ratio": 0.75}]}
+    got = [t for t in bench.targets(res) if t["target"].startswith("one CPU busy")]
+    assert [t["pass"] for t in got] == [False, True]
+    assert got[0]["value"] == pytest.approx(1.5)
+
+
+def test_loaded_probe_keeps_a_cpu_busy_and_stops_it():
+    import numba
+
+    from meanfield.bench.harness import loaded_probe
+    from meanfield.bench.workloads import make_plan, workload_data
+
+    cpus = sorted(os.sched_getaffinity(0))
+    threads = numba.get_num_threads()
+    if len(cpus) < 2 or threads < 2:
+        pytest.skip("needs 2 CPUs and 2 Numba threads")
+    plan = dataclasses.replace(make_plan("tiny"), loaded=(("toy", 100, 1),))
+    children = os.times().children_user
+    t0 = time.perf_counter()
+    out = loaded_probe(plan, 2, cpus[:2], {"toy": workload_data("toy")}, True)
+    wall = time.perf_counter() - t0
+    busy = os.times().children_user - children  # the busy process, waited for on return
+    assert len(out) == 1
+    assert out[0]["sec_1"] > 0
+    assert out[0]["sec_all"] > 0
+    assert out[0]["ratio"] == pytest.approx(out[0]["sec_all"] / out[0]["sec_1"])
+    # the busy process spun on a CPU while the probe ran (it starts a Python first)
+    assert busy > 0.5 * wall - 0.2
+    assert numba.get_num_threads() == threads
+
+
+def test_import_sets_passive_omp_wait_unless_the_user_did():
+    import subprocess
+    import sys
+
+    code = "import os, meanfield; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    assert out.stdout.strip() == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    assert out.stdout.strip() == "ACTIVE"

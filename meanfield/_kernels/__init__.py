@@ -10,3 +10,12 @@
 
 The Python-facing wrappers live in :mod:`meanfield.model` and :mod:`meanfield.engine`.
 """
+
+import os
+
+# The block path's threads meet at a barrier twice per step.  libgomp (Numba's "omp"
+# threading layer) spins there by default, so with another process on one core the waiting
+# thread burns the time its partner needs and two threads ran up to 1.5x slower than one
+# (CHANGELOG.md, "Threads on a busy machine").  Passive waiting yields the core.  Set before
+# Numba starts its threads; a value the user set wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

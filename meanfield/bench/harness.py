@@ -204,6 +204,44 @@ def jit_probes(kind: str) -> dict:
     return out
 
 
+_BUSY = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True:\n    pass\n"
+
+
+def loaded_probe(plan: Plan, threads: int, cpus: list[int], data: dict, quiet: bool) -> list:
+    """Seconds per step on 1 and on ``threads`` threads with one pinned CPU kept busy.
+
+    Another process spins on the last of ``cpus`` (a CPU this process is pinned to) while
+    each workload of ``plan.loaded`` is timed with 1 thread, then with all; the ratio
+    all ÷ 1 above 1 means the extra threads slow the run down (they wait for a partner the
+    busy process has descheduled).  Returns one dict per workload; none with fewer than 2
+    threads.
+    """
+    import numba
+
+    if threads < 2 or not plan.loaded:
+        return []
+    busy = subprocess.Popen([sys.executable, "-c", _BUSY, str(cpus[-1])])
+    out = []
+    try:
+        for workload, N, seeds in plan.loaded:
+            prepare = engine_prepare(workload, N, "sgd", "float64", seeds, data[workload])
+            prepare(2)()
+            sec = {}
+            for th in (1, threads):
+                numba.set_num_threads(th)
+                sec[th] = time_per_step(prepare, plan.budget, plan.repeats,
+                                        max_seconds=plan.max_seconds)["sec"]
+            out.append({"workload": workload, "N": N, "seeds": seeds, "sec_1": sec[1],
+                        "sec_all": sec[threads], "ratio": sec[threads] / sec[1]})
+            _log(f"  loaded {workload} N={N} x{seeds}: {threads} threads / 1 = "
+                 f"{sec[threads] / sec[1]:.2f}", quiet)
+    finally:
+        numba.set_num_threads(threads)
+        busy.kill()
+        busy.wait()
+    return out
+
+
 # ---------------------------------------------------------------- machine info
 def cpu_seconds() -> tuple[float, float] | None:
     """(CPU seconds all CPUs spent busy, incl. steal; this process's and its children's).
@@ -432,6 +470,8 @@ def measure(plan: Plan, comps: list[str], threads: int, cpus: list[int],
         if sizes:
             shapes[workload] = _run_workload(workload, sizes, plan, comps, rows, checks,
                                              quiet)
+    loaded = loaded_probe(plan, threads, cpus, {w: workload_data(w) for w, _, _ in plan.loaded},
+                          quiet)
     jit = jit_probes(plan.jit_probe)
     result = {
         "plan": asdict(plan),
@@ -445,6 +485,7 @@ def measure(plan: Plan, comps: list[str], threads: int, cpus: list[int],
         "rows": rows,
         "checks": checks,
         "jit": jit,
+        "loaded": loaded,
         "maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "elapsed_s": time.perf_counter() - start,
     }

@@ -68,6 +68,9 @@ def targets(result: dict) -> list[dict]:
         add("digits sgd: torch manual / meanfield", N,
             _lookup(rows, "digits", "torch_manual", N),
             _lookup(rows, "digits", "meanfield", N), ">=", 1.0)
+    for r in result.get("loaded", []):
+        add(f"one CPU busy: {r['workload']} x{r['seeds']}, all threads / 1 thread", r["N"],
+            r["sec_all"], r["sec_1"], "<=", 1.0)
     warm = result["jit"].get("warm", {}).get("to_first_step_s")
     if result["jit"]["kind"] != "none":
         out.append({"target": "warm cache: import + first step (s)", "N": 1000, "value": warm,
@@ -171,6 +174,18 @@ def report_markdown(result: dict) -> str:
         lines.append(f"| {c['workload']} | {c['N']} | {LABELS[c['impl']]} | "
                      f"{c['reference']} | {c['max_rel_err']:.1e} | "
                      f"{'yes' if c['agrees'] else 'NO'} |")
+    loaded = result.get("loaded", [])
+    if loaded:
+        lines += ["", "## One CPU busy", "",
+                  f"Another process spins on CPU {m['cpus_pinned'][-1]}; each workload (sgd, "
+                  "float64) is timed on 1 thread, then on all. A ratio above 1: the extra "
+                  f"threads slow the run down. OMP_WAIT_POLICY = "
+                  f"{m['env'].get('OMP_WAIT_POLICY', 'unset')}.", "",
+                  "| workload | replicas | N | 1 thread s/step | all threads s/step | ratio |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        for r in loaded:
+            lines.append(f"| {r['workload']} | {r['seeds']} | {r['N']:.0e} | {r['sec_1']:.2e} "
+                         f"| {r['sec_all']:.2e} | {r['ratio']:.2f} |")
     jit = result["jit"]
     lines += ["", "## JIT", ""]
     if jit["kind"] == "none":

@@ -42,6 +42,11 @@ COST_MODELS = {  # the FLOP and byte models above, as bench.json states them
     "bytes": "3 N D itemsize per step per replica (particles read twice, written once)",
 }
 
+# the loaded-machine probe: the block path with 2 and 20 blocks, one replica on the
+# replica path, and 8 replicas
+LOADED = (("digits", 1000, 1), ("digits", 10_000, 1), ("digits", 100, 1), ("toy", 100_000, 1),
+          ("toy", 1000, 8))
+
 
 # ---------------------------------------------------------------- plans
 @dataclass(frozen=True)
@@ -82,6 +87,9 @@ class Plan:
         now warm cache); see :func:`meanfield.bench.harness.jit_probes`.
     memory : bool
         Measure peak memory of every engine workload (tracemalloc).
+    loaded : tuple of (str, int, int)
+        (workload, N, replicas) timed on 1 and on all threads while another process keeps
+        one of the pinned CPUs busy (:func:`meanfield.bench.harness.loaded_probe`).
     """
 
     name: str
@@ -100,16 +108,18 @@ class Plan:
     stream_size: int = 2 ** 24
     jit_probe: str = "cold"
     memory: bool = True
+    loaded: tuple[tuple[str, int, int], ...] = ()
 
 
 def make_plan(name: str) -> Plan:
     """Return the plan ``full``, ``quick`` (fewer sizes, no cold compile) or ``tiny`` (tests)."""
     if name == "full":
         return Plan("full", (100, 1000, 10_000, 100_000, 1_000_000), (100, 1000, 10_000),
-                    replica_modes=("sgd", "sde"), budget=0.6, repeats=5, jit_probe="cold")
+                    replica_modes=("sgd", "sde"), budget=0.6, repeats=5, jit_probe="cold",
+                    loaded=LOADED)
     if name == "quick":
         return Plan("quick", (100, 1000, 10_000), (100, 1000), budget=0.12, repeats=3,
-                    max_seconds=4.0, probe_size=1024, jit_probe="warm")
+                    max_seconds=4.0, probe_size=1024, jit_probe="warm", loaded=LOADED)
     if name == "tiny":
         return Plan("tiny", (100,), (100,), engine_modes=("sgd", "ode"), replica_modes=(),
                     float32=False, comparators=("numpy",), budget=0.01, repeats=1,
