@@ -218,3 +218,16 @@ def test_import_sets_passive_omp_wait_unless_the_user_did():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
     assert out.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.slow
+def test_compile_probe_of_one_path(monkeypatch):
+    # a path compiled alone into an empty cache: the cold first call pays the compile, the
+    # second process loads it from that cache
+    from meanfield.bench import harness
+
+    monkeypatch.setattr(harness, "PATHS", harness.PATHS[:1])
+    (row,) = harness.compile_probes()
+    assert "error" not in row
+    assert row["compile_s"] == pytest.approx(row["cold_s"] - row["warm_s"])
+    assert row["warm_s"] < row["cold_s"]

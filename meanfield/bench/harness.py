@@ -181,14 +181,80 @@ def _probe_process(env) -> dict:
     return out
 
 
+# code paths a user meets, each compiled alone into an empty cache by the cold probe:
+# (name, config mapping, couple to the limit)
+PATHS = (
+    ("toy sgd float64, 1 replica", {"run": {"N": 1000}}, False),
+    ("toy sgd float64, 8 replicas", {"run": {"N": 1000, "seeds": 8}}, False),
+    ("toy sde float64, 8 replicas", {"run": {"N": 1000, "seeds": 8},
+                                     "dynamics": {"mode": "sde"}}, False),
+    ("toy sgd float32, 8 replicas", {"run": {"N": 1000, "seeds": 8, "dtype": "float32"}},
+     False),
+    ("toy sgd float64, block path", {"run": {"N": 16384}}, False),
+    ("digits sgd float64, block path", {"run": {"N": 1000}, "data": {"kind": "digits"},
+                                        "model": {"activation": "relu",
+                                                  "loss": "cross_entropy"},
+                                        "schedule": {"batch": 100}}, False),
+    ("main job: toy sde, 8 replicas, coupled to the PDE limit",
+     {"run": {"N": 1000, "seeds": 8}, "dynamics": {"mode": "sde"},
+      "limit": {"method": "pde", "grid": 32}}, True),
+)
+
+_PATH_PROBE = r"""
+import json, sys, time
+import meanfield as mf
+from meanfield.limit import solve_limit
+spec, couple = json.loads(sys.argv[1]), sys.argv[2] == "1"
+base = {"data": {"n": 64, "input_dim": 1}, "schedule": {"gamma": 1e-3, "beta": 1.0, "batch": 10},
+        "dynamics": {"T": 0.01, "snapshots": 2}}
+for key, section in spec.items():
+    base[key] = {**base.get(key, {}), **section}
+cfg = mf.parse_config(base)
+t0 = time.perf_counter()
+limit = solve_limit(cfg) if couple else None
+mf.simulate(cfg, limit=limit, save_weights=False)
+print(json.dumps({"first_s": time.perf_counter() - t0}))
+"""
+
+
+def compile_probes() -> list[dict]:
+    """Cold compile time of each code path in :data:`PATHS`, alone in an empty cache.
+
+    For each path a fresh process runs it on an empty NUMBA_CACHE_DIR, then a second
+    process on that cache; compile seconds = first call (cold) − first call (warm).
+    """
+    out = []
+    for name, spec, couple in PATHS:
+        with tempfile.TemporaryDirectory(prefix="meanfield-bench-cache-") as cache:
+            env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+            runs = []
+            for _ in range(2):
+                res = subprocess.run([sys.executable, "-c", _PATH_PROBE, json.dumps(spec),
+                                      "1" if couple else "0"], env=env, capture_output=True,
+                                     text=True, check=False, timeout=3600)
+                if res.returncode != 0:
+                    runs.append(None)
+                    break
+                runs.append(json.loads(res.stdout.strip().splitlines()[-1])["first_s"])
+        row = {"path": name}
+        if None in runs:
+            row["error"] = (res.stderr.strip().splitlines() or ["failed"])[-1]
+        else:
+            row.update(cold_s=runs[0], warm_s=runs[1], compile_s=runs[0] - runs[1])
+        out.append(row)
+    return out
+
+
 def jit_probes(kind: str) -> dict:
     """First-call compile time (empty cache) and time to first step on a warm cache.
 
     The probe process imports meanfield and runs 10 sgd steps of the toy model at N = 1000;
     ``to_first_step_s`` is import plus that call, ``wall_s`` the whole process. ``kind``:
     ``cold`` runs it with an empty NUMBA_CACHE_DIR (``cold``: compiles) and again on that
-    cache (``warm``); ``warm`` runs it twice on the default cache (``prime`` brings the
-    cache up to date with the source, ``warm`` is the measurement); ``none`` skips.
+    cache (``warm``), then compiles every code path of :data:`PATHS` alone
+    (:func:`compile_probes`, ``paths``); ``warm`` runs it twice on the default cache
+    (``prime`` brings the cache up to date with the source, ``warm`` is the measurement);
+    ``none`` skips.
     """
     out = {"kind": kind, "workload": "toy sgd float64 N=1000, 10 steps"}
     if kind == "none":
@@ -201,6 +267,8 @@ def jit_probes(kind: str) -> dict:
         else:  # default cache: bring it up to date with the source first
             out["prime"] = _probe_process(env)
         out["warm"] = _probe_process(env)
+    if kind == "cold":
+        out["paths"] = compile_probes()
     return out
 
 

@@ -208,6 +208,18 @@ def report_markdown(result: dict) -> str:
             lines.append(f"| {label} | {p['import_s']:.2f} | {p['first_simulate_s']:.2f} | "
                          f"{p['to_first_step_s']:.2f} | {p['wall_s']:.2f} | "
                          f"{'—' if rss is None else f'{rss / 2**20:.0f}'} |")
+        paths = jit.get("paths")
+        if paths:
+            lines += ["", "Cold compile per code path: each alone in an empty NUMBA_CACHE_DIR "
+                      "(tiny runs; compile = first call cold − first call warm).", "",
+                      "| code path | first call cold s | warm s | compile s |",
+                      "|---|---:|---:|---:|"]
+            for p in paths:
+                if "error" in p:
+                    lines.append(f"| {p['path']} | error: {p['error']} | | |")
+                else:
+                    lines.append(f"| {p['path']} | {p['cold_s']:.1f} | {p['warm_s']:.2f} | "
+                                 f"{p['compile_s']:.1f} |")
     lines += ["", f"Total bench time {result['elapsed_s']:.0f} s; this process's max RSS "
               f"{result['maxrss_bytes'] / 2**20:.0f} MiB.", ""]
     return "\n".join(lines)
