@@ -128,7 +128,8 @@ def test_targets_pass_fail_and_missing_comparators():
     rows = [row("toy", "meanfield", 1000, 1e-5), row("toy", "numpy", 1000, 4e-5),
             row("toy", "jax", 1000, 0.5e-5), row("toy", "meanfield", 1000, 1e-5, mode="sde"),
             row("toy", "meanfield", 1000, 1e-5, mode="ode"),
-            row("toy", "meanfield", 1000, 6e-5, seeds=8)]
+            row("toy", "meanfield", 1000, 6e-5, seeds=8), row("digits", "meanfield", 100, 1e-4),
+            row("digits", "jax", 100, 1.1e-4)]
     res = {"rows": rows, "plan": {"replicas": 8}, "jit": {"kind": "warm",
                                                           "warm": {"to_first_step_s": 1.0}}}
     got = {t["target"]: t for t in bench.targets(res)}
@@ -139,6 +140,9 @@ def test_targets_pass_fail_and_missing_comparators():
     assert got["toy: sde / ode step time"]["pass"] is True
     assert got["toy sgd: 8 replicas / 1 replica"]["pass"] is False
     assert got["warm cache: import + first step (s)"]["pass"] is True
+    assert got["digits sgd f64: JAX / meanfield"]["value"] == pytest.approx(1.1)
+    assert got["digits sgd f64: JAX / meanfield"]["pass"] is False  # 1.2 required
+    assert got["digits sgd: torch manual / meanfield"]["pass"] is None
 
 
 def test_import_leaves_xarray_and_scipy_spatial_unloaded():

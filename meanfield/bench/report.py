@@ -65,6 +65,9 @@ def targets(result: dict) -> list[dict]:
         add(f"toy sgd: {R} replicas / 1 replica", 1000, mf(1000, seeds=R), mf(1000),
             "<=", 5.0)
     for N in digits:
+        add("digits sgd f64: JAX / meanfield", N, _lookup(rows, "digits", "jax", N),
+            _lookup(rows, "digits", "meanfield", N), ">=", 1.2)
+    for N in digits:
         add("digits sgd: torch manual / meanfield", N,
             _lookup(rows, "digits", "torch_manual", N),
             _lookup(rows, "digits", "meanfield", N), ">=", 1.0)
