@@ -168,16 +168,22 @@ print(json.dumps({"import_s": t1 - t0, "first_simulate_s": t2 - t1,
 """
 
 
-def _probe_process(env) -> dict:
+def _probe_process(env, code: str = _PROBE, args=(), timeout: float = 1800) -> dict:
+    """Run ``code`` in a fresh Python with ``env``: its last stdout line (JSON) and wall_s.
+
+    On failure: {"error": [last stderr line], "wall_s": ...}.  The default probe's result
+    also gets ``to_first_step_s``.
+    """
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
-                         text=True, check=False, timeout=1800)
+    res = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                         text=True, check=False, timeout=timeout)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         return {"error": res.stderr.strip().splitlines()[-1:] or ["failed"], "wall_s": wall}
     out = json.loads(res.stdout.strip().splitlines()[-1])
     out["wall_s"] = wall
-    out["to_first_step_s"] = out["import_s"] + out["first_simulate_s"]
+    if code is _PROBE:
+        out["to_first_step_s"] = out["import_s"] + out["first_simulate_s"]
     return out
 
 
@@ -225,22 +231,17 @@ def compile_probes() -> list[dict]:
     """
     out = []
     for name, spec, couple in PATHS:
+        args = (json.dumps(spec), "1" if couple else "0")
         with tempfile.TemporaryDirectory(prefix="meanfield-bench-cache-") as cache:
             env = {**os.environ, "NUMBA_CACHE_DIR": cache}
-            runs = []
-            for _ in range(2):
-                res = subprocess.run([sys.executable, "-c", _PATH_PROBE, json.dumps(spec),
-                                      "1" if couple else "0"], env=env, capture_output=True,
-                                     text=True, check=False, timeout=3600)
-                if res.returncode != 0:
-                    runs.append(None)
-                    break
-                runs.append(json.loads(res.stdout.strip().splitlines()[-1])["first_s"])
+            cold = _probe_process(env, _PATH_PROBE, args, 3600)
+            warm = cold if "error" in cold else _probe_process(env, _PATH_PROBE, args, 3600)
         row = {"path": name}
-        if None in runs:
-            row["error"] = (res.stderr.strip().splitlines() or ["failed"])[-1]
+        if "error" in warm:
+            row["error"] = warm["error"][0]
         else:
-            row.update(cold_s=runs[0], warm_s=runs[1], compile_s=runs[0] - runs[1])
+            row.update(cold_s=cold["first_s"], warm_s=warm["first_s"],
+                       compile_s=cold["first_s"] - warm["first_s"])
         out.append(row)
     return out
 
